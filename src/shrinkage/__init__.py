@@ -1,0 +1,46 @@
+"""shrinkage: first-class weight regularization for PyTorch.
+
+Penalties with Keras's meaning (``L2(0.01)`` adds ``0.01 * sum(w**2)`` to the mean
+loss), a plan that says which parameter gets which penalty, and four ways to apply it
+to any torch optimizer.
+"""
+
+from shrinkage.apply import MODES, Regularizer, regularize
+from shrinkage.errors import ShrinkageError
+from shrinkage.penalties import (
+    L1,
+    L2,
+    L2SP,
+    ElasticNet,
+    ExpAbs,
+    GroupLasso,
+    Orthogonal,
+    Penalty,
+    from_course,
+    from_sklearn_alpha,
+    from_torch_weight_decay,
+)
+from shrinkage.penalties import get as get_penalty
+from shrinkage.plan import Plan, Rule
+
+__all__ = [
+    "MODES",
+    "L1",
+    "L2",
+    "L2SP",
+    "ElasticNet",
+    "ExpAbs",
+    "GroupLasso",
+    "Orthogonal",
+    "Penalty",
+    "Plan",
+    "Regularizer",
+    "Rule",
+    "ShrinkageError",
+    "from_course",
+    "from_sklearn_alpha",
+    "from_torch_weight_decay",
+    "get_penalty",
+    "regularize",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,77 @@
+"""The ``shrinkage`` command: a click group whose subcommands live one per module.
+
+Subcommands are imported lazily so ``shrinkage --help`` stays fast and so each command
+owns its own file (``cli/fit.py`` ↔ ``tests/test_cli_fit.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from shrinkage.errors import ShrinkageError
+
+__all__ = ["main", "cli"]
+
+# name -> "module:attribute"; each attribute is a click.Command.
+_COMMANDS = {
+    "demo": "shrinkage.cli.demo:demo",
+    "fit": "shrinkage.cli.fit:fit",
+    "predict": "shrinkage.cli.predict:predict",
+    "inspect": "shrinkage.cli.inspect:inspect_cmd",
+    "tune": "shrinkage.cli.tune:tune",
+    "report": "shrinkage.cli.report:report",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in _COMMANDS if _available(name)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = _COMMANDS.get(name)
+        if target is None or not _available(name):
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def _available(name: str) -> bool:
+    module = _COMMANDS[name].split(":")[0]
+    return importlib.util.find_spec(module) is not None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="shrinkage")
+def cli() -> None:
+    """Weight regularization for PyTorch networks, from a CSV file.
+
+    \b
+    Example:
+      shrinkage demo
+      shrinkage fit data.csv --target y --l2 0.01 -o model/
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a user error prints one line on stderr and exits with code 2."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except ShrinkageError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2 if err.exit_code == 2 else err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

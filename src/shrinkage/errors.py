@@ -1,0 +1,38 @@
+"""The one exception type a user can cause, and the message conventions it follows."""
+
+from __future__ import annotations
+
+__all__ = ["ShrinkageError", "check_strength"]
+
+
+class ShrinkageError(ValueError):
+    """An error caused by the user's input: one line naming the argument and the value.
+
+    The CLI turns it into that line on stderr and exit code 2; Python callers can catch it
+    as a ``ValueError``.
+    """
+
+
+def check_strength(value: object, name: str = "strength") -> float:
+    """Validate a penalty strength: a finite float in ``[0, inf)``.
+
+    Args:
+        value: what the user passed.
+        name: the argument's name, used in the message.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        ShrinkageError: when ``value`` is not a finite non-negative number.
+    """
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not number >= 0 or number == float("inf"):
+        raise ShrinkageError(
+            f"The '{name}' parameter must be a finite float in the range [0, inf). "
+            f"Got {value!r} instead."
+        )
+    return number

@@ -1,0 +1,595 @@
+"""Penalty objects: small, JSON-serializable values that call the functions in
+:mod:`shrinkage.functional.penalties`.
+
+Each penalty has the Keras meaning: it is added to the *mean* data loss as written, with
+no 1/2 and no 1/n. ``L2(0.01)`` adds ``0.01 * sum(w**2)``; its gradient is ``0.02 * w``.
+Other conventions convert explicitly: :func:`from_course`, :func:`from_sklearn_alpha`,
+:func:`from_torch_weight_decay`.
+
+Besides the per-tensor ``value`` / ``grad`` / ``prox``, each penalty has list-level
+methods (``add_grad_``, ``decay_``, ``prox_``, ``total``) that the apply modes call once
+per step on all the parameters sharing that penalty; L1, L2 and elastic net implement
+them with fused ``torch._foreach_*`` kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.functional import penalties as F
+
+__all__ = [
+    "Penalty",
+    "L1",
+    "L2",
+    "ElasticNet",
+    "ExpAbs",
+    "GroupLasso",
+    "L2SP",
+    "Orthogonal",
+    "get",
+    "serialize",
+    "deserialize",
+    "from_course",
+    "from_sklearn_alpha",
+    "from_torch_weight_decay",
+]
+
+Refs = Sequence[Tensor | None] | None
+
+
+class Penalty:
+    """Base class: a penalty ``Omega(w)`` added to the mean data loss.
+
+    Subclasses define ``value``, ``grad`` and (when a closed form exists) ``prox`` for one
+    tensor; the list-level methods below have generic implementations that subclasses
+    may fuse.
+    """
+
+    #: registry name (lower case) and the names it is also known by.
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: whether :meth:`prox` has a closed form (required by ``mode="proximal"``).
+    has_prox: ClassVar[bool] = False
+    #: whether the penalty is measured from a reference tensor (L2-SP).
+    needs_reference: ClassVar[bool] = False
+
+    # -- one tensor ----------------------------------------------------------------------
+
+    def __call__(self, w: Tensor) -> Tensor:
+        """The penalty of ``w``, as Keras's ``regularizer(w)``."""
+        return self.value(w)
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """``Omega(w)``, differentiable."""
+        raise NotImplementedError  # abstract
+
+    def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
+        """The (sub)gradient of ``Omega`` at ``w``; by default from autograd."""
+        with torch.enable_grad():
+            leaf = w.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.value(leaf, ref), leaf)
+        return grad
+
+    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
+        """``argmin_x step * Omega(x) + 0.5 * ||x - w||^2``."""
+        raise ShrinkageError(
+            f"{type(self).__name__} has no closed-form proximal operator; "
+            "use mode='gradient' or mode='decoupled' for it."
+        )
+
+    # -- lists of tensors (one call per optimizer step) ----------------------------------
+
+    def add_grad_(
+        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+    ) -> None:
+        """In place: ``grads[i] += scale * grad(params[i])``."""
+        refs = refs or [None] * len(params)
+        torch._foreach_add_(grads, [self.grad(p, r) for p, r in zip(params, refs)], alpha=scale)
+
+    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+        """In place, the decoupled update: ``params[i] -= lr * grad(params[i])``."""
+        self.add_grad_(params, [p.detach() for p in params], refs, -lr)
+
+    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
+        """In place: ``params[i] = prox(params[i], step)``."""
+        refs = refs or [None] * len(params)
+        for p, r in zip(params, refs):
+            p.copy_(self.prox(p, step, r))
+
+    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
+        """``sum_i Omega(params[i])`` without building an autograd graph."""
+        refs = refs or [None] * len(params)
+        with torch.no_grad():
+            return torch.stack([self.value(p, r) for p, r in zip(params, refs)]).sum()
+
+    # -- configuration -------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments as plain JSON values."""
+        raise NotImplementedError  # abstract
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Penalty:
+        """Rebuild a penalty from :meth:`get_config`'s output."""
+        try:
+            return cls(**config)
+        except TypeError as err:
+            raise ShrinkageError(
+                f"Invalid config for {cls.__name__}: {config!r} ({err})."
+            ) from None
+
+    def scaled(self, factor: float) -> Penalty:
+        """The same penalty with every strength multiplied by ``factor``."""
+        config = self.get_config()
+        for key in self._strength_keys:
+            config[key] = config[key] * factor
+        return type(self).from_config(config)
+
+    #: the config keys that scale with the penalty (all penalties are linear in them).
+    _strength_keys: ClassVar[tuple[str, ...]] = ("strength",)
+
+    def _key(self) -> tuple:
+        return (type(self).__name__, tuple(sorted(self.get_config().items(), key=str)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Penalty) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(repr(self._key()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class L1(Penalty):
+    """``l1 * sum(|w|)`` (Keras ``L1``). Subgradient ``l1 * sign(w)``, 0 at ``w == 0``.
+
+    Args:
+        l1: strength, ``>= 0``.
+
+    Example:
+        >>> L1(0.5)(torch.tensor([1.0, -2.0]))
+        tensor(1.5000)
+    """
+
+    name = "l1"
+    has_prox = True
+    _strength_keys = ("l1",)
+
+    def __init__(self, l1: float = 0.01) -> None:
+        self.l1 = check_strength(l1, "l1")
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """``l1 * sum(|w|)``."""
+        return F.l1(w, self.l1, batch_dims)
+
+    def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
+        """``l1 * sign(w)``."""
+        return F.l1_grad(w, self.l1)
+
+    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
+        """Soft-threshold at ``step * l1``."""
+        return F.l1_prox(w, self.l1, step)
+
+    def add_grad_(
+        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+    ) -> None:
+        """``grads += scale * l1 * sign(params)`` in two fused kernels."""
+        torch._foreach_add_(grads, torch._foreach_sign(params), alpha=scale * self.l1)
+
+    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+        """``params -= lr * l1 * sign(params)``."""
+        torch._foreach_add_(params, torch._foreach_sign(params), alpha=-lr * self.l1)
+
+    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
+        """Soft-threshold every tensor at ``step * l1``: exact zeros."""
+        magnitude = torch._foreach_abs(params)
+        torch._foreach_sub_(magnitude, step * self.l1)
+        torch._foreach_clamp_min_(magnitude, 0.0)
+        torch._foreach_mul_(magnitude, torch._foreach_sign(params))
+        torch._foreach_copy_(params, magnitude)
+
+    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
+        """``l1 * sum_i ||p_i||_1`` from one fused norm kernel."""
+        with torch.no_grad():
+            return self.l1 * torch.stack(torch._foreach_norm(params, 1)).sum()
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"l1": l1}``."""
+        return {"l1": self.l1}
+
+
+class L2(Penalty):
+    """``l2 * sum(w**2)`` (Keras ``L2``; no 1/2). Gradient ``2 * l2 * w``.
+
+    ``torch.optim.SGD(weight_decay=wd)`` is ``L2(wd / 2)``; see :func:`from_course`,
+    :func:`from_sklearn_alpha` and :func:`from_torch_weight_decay` for the others.
+
+    Args:
+        l2: strength, ``>= 0``.
+
+    Example:
+        >>> L2(0.5)(torch.tensor([1.0, -2.0]))
+        tensor(2.5000)
+    """
+
+    name = "l2"
+    has_prox = True
+    _strength_keys = ("l2",)
+
+    def __init__(self, l2: float = 0.01) -> None:
+        self.l2 = check_strength(l2, "l2")
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """``l2 * sum(w**2)``."""
+        return F.l2(w, self.l2, batch_dims)
+
+    def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
+        """``2 * l2 * w``."""
+        return F.l2_grad(w, self.l2)
+
+    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
+        """``w / (1 + 2 * step * l2)``."""
+        return F.l2_prox(w, self.l2, step)
+
+    def add_grad_(
+        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+    ) -> None:
+        """``grads += 2 * scale * l2 * params`` in one fused kernel, no temporaries."""
+        torch._foreach_add_(grads, params, alpha=2 * scale * self.l2)
+
+    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+        """``params *= 1 - 2 * lr * l2`` (torch AdamW's decay with ``wd = 2 * l2``)."""
+        torch._foreach_mul_(params, 1 - 2 * lr * self.l2)
+
+    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
+        """``params /= 1 + 2 * step * l2``."""
+        torch._foreach_mul_(params, 1 / (1 + 2 * step * self.l2))
+
+    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
+        """``l2 * sum_i ||p_i||^2`` from one fused norm kernel."""
+        with torch.no_grad():
+            return self.l2 * torch.stack(torch._foreach_norm(params, 2)).square().sum()
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"l2": l2}``."""
+        return {"l2": self.l2}
+
+
+class ElasticNet(Penalty):
+    """``l1 * sum(|w|) + l2 * sum(w**2)`` (Keras ``L1L2``).
+
+    Args:
+        l1: L1 strength, ``>= 0``.
+        l2: L2 strength, ``>= 0``.
+    """
+
+    name = "elastic_net"
+    aliases = ("l1l2", "elasticnet", "l1_l2")
+    has_prox = True
+    _strength_keys = ("l1", "l2")
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.l1 = check_strength(l1, "l1")
+        self.l2 = check_strength(l2, "l2")
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """``l1 * sum(|w|) + l2 * sum(w**2)``."""
+        return F.elastic_net(w, self.l1, self.l2, batch_dims)
+
+    def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
+        """``l1 * sign(w) + 2 * l2 * w``."""
+        return F.elastic_net_grad(w, self.l1, self.l2)
+
+    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
+        """Soft-threshold at ``step * l1`` then divide by ``1 + 2 * step * l2``."""
+        return F.elastic_net_prox(w, self.l1, self.l2, step)
+
+    def add_grad_(
+        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+    ) -> None:
+        """Both terms with fused kernels."""
+        L1(self.l1).add_grad_(grads, params, refs, scale)
+        L2(self.l2).add_grad_(grads, params, refs, scale)
+
+    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+        """``params -= lr * (l1 * sign(params) + 2 * l2 * params)``."""
+        signs = torch._foreach_sign(params)
+        torch._foreach_mul_(params, 1 - 2 * lr * self.l2)
+        torch._foreach_add_(params, signs, alpha=-lr * self.l1)
+
+    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
+        """Soft-threshold, then shrink."""
+        L1(self.l1).prox_(params, refs, step)
+        L2(self.l2).prox_(params, refs, step)
+
+    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
+        """Sum of both totals."""
+        return L1(self.l1).total(params, refs) + L2(self.l2).total(params, refs)
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"l1": l1, "l2": l2}``."""
+        return {"l1": self.l1, "l2": self.l2}
+
+
+class ExpAbs(Penalty):
+    """``strength * sum(exp(|w|) - 1)``: like L1 near 0, harsher than L2 on large weights.
+
+    No closed-form proximal operator.
+
+    Args:
+        strength: ``>= 0``.
+    """
+
+    name = "exp_abs"
+    aliases = ("expabs",)
+
+    def __init__(self, strength: float = 0.01) -> None:
+        self.strength = check_strength(strength, "strength")
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """``strength * sum(exp(|w|) - 1)``."""
+        return F.exp_abs(w, self.strength, batch_dims)
+
+    def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
+        """``strength * sign(w) * exp(|w|)``."""
+        return F.exp_abs_grad(w, self.strength)
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"strength": strength}``."""
+        return {"strength": self.strength}
+
+
+class GroupLasso(Penalty):
+    """``strength * sum_g sqrt(size_g) * ||w_g||_2`` over rows or columns.
+
+    Rows are output neurons (a Linear weight is ``(out, in)``) or conv filters; columns are
+    input features / input channels. In ``mode="proximal"`` whole groups become exact
+    zeros, which :func:`shrinkage.compact` can then remove.
+
+    Args:
+        strength: ``>= 0``.
+        groups: ``"rows"`` or ``"columns"``.
+    """
+
+    name = "group_lasso"
+    aliases = ("grouplasso",)
+    has_prox = True
+
+    def __init__(self, strength: float = 0.01, groups: str = "rows") -> None:
+        self.strength = check_strength(strength, "strength")
+        if groups not in ("rows", "columns"):
+            raise ShrinkageError(
+                f"The 'groups' parameter of GroupLasso must be 'rows' or 'columns'. "
+                f"Got {groups!r} instead."
+            )
+        self.groups = groups
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """``strength * sum_g sqrt(size_g) * ||w_g||``."""
+        return F.group_lasso(w, self.strength, self.groups, batch_dims)
+
+    def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
+        """``strength * sqrt(size_g) * w_g / ||w_g||``, 0 for a zero group."""
+        return F.group_lasso_grad(w, self.strength, self.groups)
+
+    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
+        """Block soft-threshold at ``step * strength * sqrt(size_g)``."""
+        return F.group_lasso_prox(w, self.strength, step, self.groups)
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"strength": strength, "groups": groups}``."""
+        return {"strength": self.strength, "groups": self.groups}
+
+
+class L2SP(Penalty):
+    """``strength * sum((w - w0)**2)``: L2 toward a starting point ``w0`` (Li et al. 2018).
+
+    Used to fine-tune an already trained network without forgetting it. In a plan, leave
+    ``reference`` as ``None``: the :class:`~shrinkage.Regularizer` snapshots each
+    parameter when it is created. A reference given here (one tensor) is used as is.
+
+    Args:
+        strength: ``>= 0``.
+        reference: the weights to pull toward, or ``None``.
+    """
+
+    name = "l2sp"
+    aliases = ("l2_sp",)
+    has_prox = True
+    needs_reference = True
+
+    def __init__(self, strength: float = 0.01, reference: Any = None) -> None:
+        self.strength = check_strength(strength, "strength")
+        self.reference = None if reference is None else torch.as_tensor(reference)
+
+    def scaled(self, factor: float) -> Penalty:
+        """The same penalty with ``strength * factor``."""
+        return L2SP(self.strength * factor, self.reference)
+
+    def _ref(self, w: Tensor, ref: Tensor | None) -> Tensor:
+        ref = self.reference if ref is None else ref
+        if ref is None:
+            raise ShrinkageError(
+                "L2SP needs a reference: pass reference=... or use it through a Regularizer, "
+                "which snapshots the weights."
+            )
+        if ref.ndim and tuple(ref.shape) != tuple(w.shape[w.ndim - ref.ndim :]):
+            raise ShrinkageError(
+                f"The 'reference' of L2SP has shape {tuple(ref.shape)}, "
+                f"the weight has shape {tuple(w.shape)}."
+            )
+        return ref.to(device=w.device, dtype=w.dtype)
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """``strength * sum((w - w0)**2)``."""
+        return F.l2sp(w, self._ref(w, ref), self.strength, batch_dims)
+
+    def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
+        """``2 * strength * (w - w0)``."""
+        return F.l2sp_grad(w, self._ref(w, ref), self.strength)
+
+    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
+        """``w0 + (w - w0) / (1 + 2 * step * strength)``."""
+        return F.l2sp_prox(w, self._ref(w, ref), self.strength, step)
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"strength": s, "reference": nested list or None}``."""
+        reference = None if self.reference is None else self.reference.tolist()
+        return {"strength": self.strength, "reference": reference}
+
+    def _key(self) -> tuple:
+        ref = (
+            None if self.reference is None else (self.reference.shape, self.reference.sum().item())
+        )
+        return ("L2SP", self.strength, ref)
+
+
+class Orthogonal(Penalty):
+    """Keras's ``OrthogonalRegularizer(factor, mode)``.
+
+    ``factor * 0.5 * sum_{i != j} |<u_i, u_j>| / (n (n - 1) / 2)`` over the L2-normalized
+    rows (or columns) ``u_i`` of the weight as stored. Note a torch ``Linear.weight`` is
+    the transpose of a Keras ``Dense`` kernel, so Keras's ``mode="rows"`` on a Dense
+    kernel is ``mode="columns"`` here. Gradient by autograd; no proximal operator.
+
+    Args:
+        factor: ``>= 0``.
+        mode: ``"rows"`` or ``"columns"``.
+    """
+
+    name = "orthogonal"
+    aliases = ("orthogonal_regularizer", "orthogonalregularizer")
+    _strength_keys = ("factor",)
+
+    def __init__(self, factor: float = 0.01, mode: str = "rows") -> None:
+        self.factor = check_strength(factor, "factor")
+        if mode not in ("rows", "columns"):
+            raise ShrinkageError(
+                f"The 'mode' parameter of Orthogonal must be 'rows' or 'columns'. "
+                f"Got {mode!r} instead."
+            )
+        self.mode = mode
+
+    def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
+        """Mean absolute cosine similarity of distinct rows, times ``factor / 2``."""
+        return F.orthogonal(w, self.factor, self.mode, batch_dims)
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"factor": factor, "mode": mode}``."""
+        return {"factor": self.factor, "mode": self.mode}
+
+
+# --- registry -----------------------------------------------------------------------------
+
+_CLASSES: tuple[type[Penalty], ...] = (L1, L2, ElasticNet, ExpAbs, GroupLasso, L2SP, Orthogonal)
+_REGISTRY: dict[str, type[Penalty]] = {}
+for _cls in _CLASSES:
+    for _alias in (_cls.name, _cls.__name__.lower(), *_cls.aliases):
+        _REGISTRY[_alias] = _cls
+
+
+def _lookup(identifier: str) -> type[Penalty]:
+    cls = _REGISTRY.get(identifier.lower())
+    if cls is None:
+        known = ", ".join(c.name for c in _CLASSES)
+        raise ShrinkageError(
+            f"Unknown penalty identifier: {identifier!r}. Expected one of: {known}."
+        )
+    return cls
+
+
+def get(identifier: Penalty | str | dict | None) -> Penalty | None:
+    """Resolve a penalty the way Keras's ``regularizers.get`` does.
+
+    Args:
+        identifier: a :class:`Penalty` (returned as is), a name (``"l2"``, ``"L2"``,
+            ``"l1l2"``: the default strength), a ``serialize`` dict, or ``None``.
+
+    Returns:
+        The penalty, or ``None``.
+
+    Raises:
+        ShrinkageError: an unknown name or a malformed dict, naming what was received.
+
+    Example:
+        >>> get("L2")
+        L2(l2=0.01)
+    """
+    if identifier is None or isinstance(identifier, Penalty):
+        return identifier
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise ShrinkageError(f"Could not interpret penalty identifier: {identifier!r}.")
+
+
+def serialize(penalty: Penalty | None) -> dict[str, Any] | None:
+    """``{"class_name": "L2", "config": {"l2": 0.01}}``: plain JSON values."""
+    if penalty is None:
+        return None
+    return {"class_name": type(penalty).__name__, "config": penalty.get_config()}
+
+
+def deserialize(config: dict[str, Any] | None) -> Penalty | None:
+    """Inverse of :func:`serialize`."""
+    if config is None:
+        return None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ShrinkageError(
+            f"A serialized penalty must be a dict with 'class_name' and 'config'. Got {config!r}."
+        )
+    return _lookup(str(config["class_name"])).from_config(dict(config.get("config", {})))
+
+
+# --- conversions from other conventions ---------------------------------------------------
+
+
+def from_course(lam: float, m: int) -> L2:
+    """The course's ``(lambda / 2m) * sum(w**2)`` added to the mean loss over m examples.
+
+    Gradient ``(lambda / m) * w``; equal to ``L2(lambda / (2m))``.
+
+    Args:
+        lam: the course's lambda, ``>= 0``.
+        m: number of training examples the mean loss is taken over (``>= 1``).
+
+    Example:
+        >>> from_course(0.7, 35)
+        L2(l2=0.01)
+    """
+    lam = check_strength(lam, "lam")
+    if not isinstance(m, int | float) or m < 1:
+        raise ShrinkageError(f"The 'm' parameter must be a count >= 1. Got {m!r} instead.")
+    return L2(lam / (2 * m))
+
+
+def from_sklearn_alpha(alpha: float, n_samples: int) -> L2:
+    """scikit-learn ``MLPClassifier/MLPRegressor(alpha=...)``: ``(alpha / 2n) * sum(w**2)``.
+
+    ``n`` is the number of samples in the batch the loss is averaged over (the batch size
+    for ``solver="sgd"``/``"adam"``, all training rows for ``"lbfgs"``). Gradient
+    ``(alpha / n) * w``; equal to ``L2(alpha / (2n))``.
+    """
+    alpha = check_strength(alpha, "alpha")
+    if not isinstance(n_samples, int | float) or n_samples < 1:
+        raise ShrinkageError(
+            f"The 'n_samples' parameter must be a count >= 1. Got {n_samples!r} instead."
+        )
+    return L2(alpha / (2 * n_samples))
+
+
+def from_torch_weight_decay(weight_decay: float) -> L2:
+    """``torch.optim.SGD/Adam(weight_decay=wd)`` adds ``wd * w`` to the gradient.
+
+    That is the gradient of ``(wd / 2) * sum(w**2)``, i.e. ``L2(wd / 2)``.
+    """
+    return L2(check_strength(weight_decay, "weight_decay") / 2)
