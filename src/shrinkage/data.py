@@ -17,22 +17,22 @@ is named by its label, e.g. ``row 'id-7'``.
 
 from __future__ import annotations
 
+import csv
 import math
 import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from shrinkage.errors import ShrinkageError
+
+if TYPE_CHECKING:  # scikit-learn costs a second to import; only a Preprocessor needs it
+    from sklearn.compose import ColumnTransformer
 
 __all__ = [
     "CLASSIFICATION",
@@ -229,9 +229,13 @@ def _parse_error(shown: str, kind: str, err: BaseException) -> ShrinkageError:
 def _read_delimited(file: Path, shown: str, sep: str) -> tuple[pd.DataFrame, list[str]]:
     kind = "CSV" if sep == "," else "TSV"
     try:
-        # pandas renames a repeated 'a' to 'a.1'; the raw first line tells the truth.
-        raw = pd.read_csv(file, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
-        header = [str(name) for name in raw.iloc[0].tolist()] if len(raw) else []
+        header, first_row = _first_lines(file, sep)
+        if first_row is not None and len(first_row) > len(header):
+            # pandas would quietly turn the leading fields into an index and lose them.
+            raise ShrinkageError(
+                f"The data file '{shown}' has {len(first_row)} fields in its first data row "
+                f"but {len(header)} names in its header; give every column a name."
+            )
         frame = pd.read_csv(file, sep=sep, low_memory=False)
     except pd.errors.EmptyDataError as err:
         raise ShrinkageError(f"The data file '{shown}' is empty (no header line).") from err
@@ -240,9 +244,23 @@ def _read_delimited(file: Path, shown: str, sep: str) -> tuple[pd.DataFrame, lis
             f"The data file '{shown}' could not be read as {kind}: it is not UTF-8 text "
             f"(byte {err.object[err.start : err.start + 1]!r} at offset {err.start})."
         ) from err
-    except (pd.errors.ParserError, ValueError, OSError) as err:
+    except ShrinkageError:
+        raise
+    except (pd.errors.ParserError, csv.Error, ValueError, OSError) as err:
         raise _parse_error(shown, kind, err) from err
     return frame, header
+
+
+def _first_lines(file: Path, sep: str) -> tuple[list[str], list[str] | None]:
+    """The raw header and first data row (pandas renames a repeated 'a' to 'a.1')."""
+    rows: list[list[str]] = []
+    with open(file, newline="", encoding="utf-8-sig") as handle:
+        for fields in csv.reader(handle, delimiter=sep):
+            if fields:  # pandas skips blank lines too
+                rows.append(fields)
+            if len(rows) == 2:
+                break
+    return (rows[0] if rows else []), (rows[1] if len(rows) > 1 else None)
 
 
 def _read_parquet(file: Path, shown: str) -> pd.DataFrame:
@@ -918,6 +936,11 @@ def _column_transformer(
     impute: bool,
     categories: list[np.ndarray] | None,
 ) -> ColumnTransformer:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     transformers = []
     if numeric:
         steps = [("impute", SimpleImputer(strategy="median"))] if impute else []
