@@ -6,6 +6,9 @@ to any torch optimizer.
 """
 
 from shrinkage.apply import MODES, Regularizer, regularize
+from shrinkage.compact import compact, dead_units
+from shrinkage.constraints import Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm
+from shrinkage.constraints import get as get_constraint
 from shrinkage.errors import ShrinkageError
 from shrinkage.penalties import (
     L1,
@@ -25,6 +28,14 @@ from shrinkage.plan import Plan, Rule
 
 __all__ = [
     "MODES",
+    "Constraint",
+    "MaxNorm",
+    "MinMaxNorm",
+    "NonNeg",
+    "UnitNorm",
+    "compact",
+    "dead_units",
+    "get_constraint",
     "L1",
     "L2",
     "L2SP",

@@ -22,6 +22,10 @@ Two lines in any training loop::
 
 Activity penalties (on module outputs) always need autograd: ``reg.loss()`` returns them
 in every mode, so a loop with activity rules adds ``reg.loss()`` to its loss.
+
+Constraints (``Plan(..., constraints={"*": MaxNorm(3)})``) are projections: in every mode,
+after each optimizer step (and after the proximal step), every constrained parameter that
+the step updated is replaced by its projection, as Keras does.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from shrinkage.constraints import Constraint
 from shrinkage.errors import ShrinkageError
-from shrinkage.penalties import Penalty
+from shrinkage.penalties import Penalty, scratch_for
 from shrinkage.plan import Assignment, Plan
 
 __all__ = ["Regularizer", "regularize", "MODES"]
@@ -49,6 +54,23 @@ class _Bucket:
     penalty: Penalty
     params: list[Tensor]
     refs: list[Tensor | None] | None
+    scratch: dict[int, Tensor] | None = None
+    scratch_key: tuple | None = None
+
+    def workspace(self, params: list[Tensor]) -> list[Tensor] | None:
+        """Reusable buffers for the penalty's list methods, aligned with ``params``.
+
+        Made once and kept across steps (remade if the model moved to another device or
+        dtype); ``None`` where fresh temporaries are the faster choice.
+        """
+        if not self.penalty.uses_scratch or not self.params:
+            return None
+        key = (self.params[0].device, self.params[0].dtype)
+        if key != self.scratch_key:
+            views = scratch_for(self.params)
+            self.scratch = None if views is None else dict(zip(map(id, self.params), views))
+            self.scratch_key = key
+        return None if self.scratch is None else [self.scratch[id(p)] for p in params]
 
     def with_grads(self, keep: set[int] | None = None) -> tuple[list, list, list | None]:
         """Params (optionally only those in ``keep``) that received a gradient."""
@@ -132,6 +154,10 @@ class Regularizer:
                 own = getattr(a.penalty, "reference", None)
                 bucket.refs.append(a.param.detach().clone() if own is None else None)
         self.buckets = list(by_penalty.values())
+        by_constraint: dict[Constraint, list[Tensor]] = {}
+        for a in self.plan.resolve_constraints(self.model):
+            by_constraint.setdefault(a.penalty, []).append(a.param)  # type: ignore[arg-type]
+        self.constraint_buckets: list[tuple[Constraint, list[Tensor]]] = list(by_constraint.items())
         if self.mode == "proximal":
             for bucket in self.buckets:
                 if not bucket.penalty.has_prox:
@@ -150,6 +176,7 @@ class Regularizer:
     def _layout(self, optimizer: torch.optim.Optimizer) -> list[tuple[dict, set[int]]]:
         """Each parameter group with the ids of the regularized parameters it holds."""
         ours = {id(p) for b in self.buckets for p in b.params}
+        ours |= {id(p) for _, params in self.constraint_buckets for p in params}
         layout = []
         for group in optimizer.param_groups:
             ids = {id(p) for p in group["params"]} & ours
@@ -172,7 +199,7 @@ class Regularizer:
         if any(opt is optimizer for opt, _ in self._optimizers):
             return self
         layout = self._layout(optimizer)
-        if self.buckets and not layout and self.mode != "loss":
+        if not layout and (self.buckets and self.mode != "loss" or self.constraint_buckets):
             raise ShrinkageError(
                 "None of the regularized parameters is in this optimizer's param_groups."
             )
@@ -225,9 +252,9 @@ class Regularizer:
                 if not params:
                     continue
                 if self.mode == "gradient":
-                    bucket.penalty.add_grad_(grads, params, refs, scale)
+                    bucket.penalty.add_grad_(grads, params, refs, scale, bucket.workspace(params))
                 else:
-                    bucket.penalty.decay_(params, refs, lr * scale)
+                    bucket.penalty.decay_(params, refs, lr * scale, bucket.workspace(params))
 
     @torch.no_grad()
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -238,9 +265,25 @@ class Regularizer:
                 for bucket in self.buckets:
                     params, _, refs = bucket.with_grads(ids)
                     if params and step > 0:
-                        bucket.penalty.prox_(params, refs, step)
+                        bucket.penalty.prox_(params, refs, step, bucket.workspace(params))
+        if self.constraint_buckets:
+            for _, ids in self._layout_of(optimizer):
+                for constraint, params in self.constraint_buckets:
+                    stepped = [p for p in params if id(p) in ids and p.grad is not None]
+                    if stepped:
+                        constraint.apply_(stepped)
         self.steps += 1
         self._activity_terms.clear()
+
+    @torch.no_grad()
+    def constrain(self) -> None:
+        """Project every constrained parameter now (the hooks do it after each step).
+
+        For a loop that updates the weights without an attached optimizer, or to make the
+        initial weights feasible.
+        """
+        for constraint, params in self.constraint_buckets:
+            constraint.apply_(params)
 
     # -- values --------------------------------------------------------------------------
 
@@ -326,6 +369,11 @@ def regularize(
     reg = Regularizer(model, plan, mode, **kwargs)
     if optimizer is not None:
         reg.attach(optimizer)
+    elif reg.constraint_buckets:
+        raise ShrinkageError(
+            "A plan with constraints needs an optimizer to attach to (the projections run "
+            "after each step); got None. Or call reg.constrain() after each update."
+        )
     elif mode != "loss":
         raise ShrinkageError(f"mode={mode!r} needs an optimizer to attach to; got None.")
     return reg

@@ -66,6 +66,8 @@ _NUMERIC_INFERRED = {"integer", "floating", "mixed-integer-float", "decimal"}
 _CONFIG_TYPE = "shrinkage.Preprocessor"
 _CONFIG_VERSION = 1
 _MAX_LISTED = 20
+#: Numbers beyond this cannot reach a float32 network, and their squares overflow the scaler.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -73,7 +75,8 @@ _MAX_LISTED = 20
 
 def _listing(names: Any, limit: int = _MAX_LISTED) -> str:
     """``a, b, c`` for messages, cut after ``limit`` names so a message stays one line."""
-    names = [str(name) for name in names]
+    # A name holding a line break (\r, \x1e, \u2028, ...) must not split the message.
+    names = ["".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name)) for name in names]
     shown = ", ".join(names[:limit])
     if len(names) > limit:
         shown += f", ... ({len(names) - limit} more)"
@@ -482,6 +485,14 @@ def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
                 f"The 'target' column {name!r} has an infinite value in "
                 f"{_row(y.index, first)} (got {_shown(y.iloc[first])!r})."
             )
+        too_large = np.abs(values) > _FLOAT32_MAX
+        if too_large.any():
+            first = int(np.flatnonzero(too_large)[0])
+            raise ShrinkageError(
+                f"The 'target' column {name!r} has a value too large for float32 in "
+                f"{_row(y.index, first)} (got {_shown(y.iloc[first])!r}); values must lie "
+                f"within +-{_FLOAT32_MAX:.7g}."
+            )
         return values.astype(np.float32), None
 
     if ptypes.is_bool_dtype(y.dtype):
@@ -587,6 +598,12 @@ def _as_frame(X: Any, names: list[str] | None, caller: str) -> pd.DataFrame:
     if len(duplicated):
         raise ShrinkageError(
             f"{caller} got duplicate column names: {_listing(dict.fromkeys(duplicated))}."
+        )
+    # NumPy drops trailing NULs from strings, so scikit-learn would look up another name.
+    with_nul = [name for name in frame.columns if "\x00" in name]
+    if with_nul:
+        raise ShrinkageError(
+            f"{caller} got a column name holding a NUL character: {with_nul[0]!r}; rename it."
         )
     return frame
 
@@ -738,8 +755,18 @@ class Preprocessor:
         prepared = _prepare(
             frame, self.numeric_columns_, self.categorical_columns_, bool(self.impute)
         )
-        out = self.transformer_.transform(prepared)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(self.transformer_.transform(prepared), dtype=np.float32)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            # Only a numeric column can overflow: (x - mean) / scale far outside the fit range.
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            name = self.feature_names_out_[col]
+            raise ShrinkageError(
+                f"The feature column {name!r} standardizes to a value beyond float32 range in "
+                f"{_row(frame.index, row)} (got {_shown(frame[name].iloc[row])!r}); rescale it."
+            )
+        return out
 
     def fit_transform(self, X: pd.DataFrame) -> np.ndarray:
         """Fit on ``X``, then transform it.
@@ -901,6 +928,14 @@ def _prepare(
                 f"The feature column {name!r} has an infinite value in "
                 f"{_row(frame.index, first)} (got {_shown(column.iloc[first])!r}); infinite values "
                 "are never accepted."
+            )
+        too_large = np.abs(values) > _FLOAT32_MAX
+        if too_large.any():
+            first = int(np.flatnonzero(too_large)[0])
+            raise ShrinkageError(
+                f"The feature column {name!r} has a value too large for float32 in "
+                f"{_row(frame.index, first)} (got {_shown(column.iloc[first])!r}); values must "
+                f"lie within +-{_FLOAT32_MAX:.7g}."
             )
         values[missing] = np.nan
         _refuse_missing(name, missing, frame.index, column, impute)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 __all__ = ["ShrinkageError", "check_strength"]
 
+#: Beyond this, float32 penalty math (2 * l2, step * l1 * sqrt(group size), ...) overflows to
+#: inf, and inf * 0 at a zero weight is a NaN penalty or gradient.
+MAX_STRENGTH = 1e30
+
 
 class ShrinkageError(ValueError):
     """An error caused by the user's input: one line naming the argument and the value.
@@ -24,15 +28,21 @@ def check_strength(value: object, name: str = "strength") -> float:
         ``float(value)``.
 
     Raises:
-        ShrinkageError: when ``value`` is not a finite non-negative number.
+        ShrinkageError: when ``value`` is not a finite non-negative number, or exceeds
+            :data:`MAX_STRENGTH` (``1e30``), where float32 penalty math gives inf / NaN.
     """
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond 1.8e308
         number = None
     if isinstance(value, bool) or number is None or not number >= 0 or number == float("inf"):
         raise ShrinkageError(
             f"The '{name}' parameter must be a finite float in the range [0, inf). "
             f"Got {value!r} instead."
+        )
+    if number > MAX_STRENGTH:
+        raise ShrinkageError(
+            f"The '{name}' parameter must be at most 1e+30 (larger strengths overflow float32 "
+            f"penalty math). Got {value!r} instead."
         )
     return number

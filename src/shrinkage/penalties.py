@@ -9,11 +9,16 @@ Other conventions convert explicitly: :func:`from_course`, :func:`from_sklearn_a
 Besides the per-tensor ``value`` / ``grad`` / ``prox``, each penalty has list-level
 methods (``add_grad_``, ``decay_``, ``prox_``, ``total``) that the apply modes call once
 per step on all the parameters sharing that penalty; L1, L2 and elastic net implement
-them with fused ``torch._foreach_*`` kernels.
+them with fused ``torch._foreach_*`` kernels. Penalties whose list methods need a
+temporary (``sign(w)`` for L1) accept reusable ``scratch`` buffers (:func:`scratch_for`):
+on a CPU, allocating fresh temporaries the size of large weights every step costs more
+than the arithmetic itself (page faults), while one buffer reused tensor by tensor stays
+warm in the cache.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -38,9 +43,52 @@ __all__ = [
     "from_course",
     "from_sklearn_alpha",
     "from_torch_weight_decay",
+    "scratch_for",
 ]
 
 Refs = Sequence[Tensor | None] | None
+
+
+#: below this many entries in the largest tensor, fresh temporaries are cheap (the
+#: allocator recycles them without page faults) and the fused ``_foreach`` kernels win.
+SCRATCH_MIN_ELEMENTS = 2**15
+
+
+def scratch_for(params: Sequence[Tensor]) -> list[Tensor] | None:
+    """Buffers that L1-type list methods may overwrite, step after step, or ``None``.
+
+    One flat buffer as large as the largest tensor, seen through one view shaped like each
+    tensor (the views alias each other: the methods use them one tensor at a time). Made
+    only for large CPU tensors of one dtype, where a fresh weight-sized temporary per
+    step costs page faults; on an accelerator the caching allocator makes temporaries
+    cheap and the fused ``_foreach`` kernels are faster than a per-tensor loop.
+
+    Args:
+        params: the tensors the list methods will be called on, in that order.
+
+    Returns:
+        One view per tensor, or ``None`` (use fresh temporaries).
+    """
+    if not params:
+        return None
+    first = params[0]
+    if first.device.type != "cpu" or any(
+        p.dtype != first.dtype or p.device != first.device for p in params
+    ):
+        return None
+    largest = max(p.numel() for p in params)
+    if largest < SCRATCH_MIN_ELEMENTS:
+        return None
+    flat = torch.empty(largest, dtype=first.dtype)
+    return [flat[: p.numel()].view(p.shape) for p in params]
+
+
+def _out(scratch: Tensor, like: Tensor) -> Tensor | None:
+    """``scratch`` as an ``out=`` for a result shaped like ``like``; ``None`` (allocate) if
+    the parameter changed shape, dtype or device since the buffer was made."""
+    if scratch.shape != like.shape or scratch.dtype != like.dtype or scratch.device != like.device:
+        return None
+    return scratch
 
 
 class Penalty:
@@ -58,6 +106,8 @@ class Penalty:
     has_prox: ClassVar[bool] = False
     #: whether the penalty is measured from a reference tensor (L2-SP).
     needs_reference: ClassVar[bool] = False
+    #: whether the list methods can use a ``scratch`` buffer (see :func:`scratch_for`).
+    uses_scratch: ClassVar[bool] = False
 
     # -- one tensor ----------------------------------------------------------------------
 
@@ -86,17 +136,30 @@ class Penalty:
     # -- lists of tensors (one call per optimizer step) ----------------------------------
 
     def add_grad_(
-        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+        self,
+        grads: list[Tensor],
+        params: list[Tensor],
+        refs: Refs,
+        scale: float,
+        scratch: list[Tensor] | None = None,
     ) -> None:
-        """In place: ``grads[i] += scale * grad(params[i])``."""
+        """In place: ``grads[i] += scale * grad(params[i])``.
+
+        ``scratch`` (from :func:`scratch_for`, aligned with ``params``, or ``None``) holds
+        buffers the method may overwrite; it never changes the result.
+        """
         refs = refs or [None] * len(params)
         torch._foreach_add_(grads, [self.grad(p, r) for p, r in zip(params, refs)], alpha=scale)
 
-    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+    def decay_(
+        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
+    ) -> None:
         """In place, the decoupled update: ``params[i] -= lr * grad(params[i])``."""
         self.add_grad_(params, [p.detach() for p in params], refs, -lr)
 
-    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
+    def prox_(
+        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
+    ) -> None:
         """In place: ``params[i] = prox(params[i], step)``."""
         refs = refs or [None] * len(params)
         for p, r in zip(params, refs):
@@ -161,6 +224,7 @@ class L1(Penalty):
 
     name = "l1"
     has_prox = True
+    uses_scratch = True
     _strength_keys = ("l1",)
 
     def __init__(self, l1: float = 0.01) -> None:
@@ -179,22 +243,46 @@ class L1(Penalty):
         return F.l1_prox(w, self.l1, step)
 
     def add_grad_(
-        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+        self,
+        grads: list[Tensor],
+        params: list[Tensor],
+        refs: Refs,
+        scale: float,
+        scratch: list[Tensor] | None = None,
     ) -> None:
-        """``grads += scale * l1 * sign(params)`` in two fused kernels."""
-        torch._foreach_add_(grads, torch._foreach_sign(params), alpha=scale * self.l1)
+        """``grads += scale * l1 * sign(params)``."""
+        if scratch is None:
+            torch._foreach_add_(grads, torch._foreach_sign(params), alpha=scale * self.l1)
+            return
+        for g, p, s in zip(grads, params, scratch):
+            g.add_(torch.sign(p, out=_out(s, p)), alpha=scale * self.l1)
 
-    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+    def decay_(
+        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
+    ) -> None:
         """``params -= lr * l1 * sign(params)``."""
-        torch._foreach_add_(params, torch._foreach_sign(params), alpha=-lr * self.l1)
+        if scratch is None:
+            torch._foreach_add_(params, torch._foreach_sign(params), alpha=-lr * self.l1)
+            return
+        for p, s in zip(params, scratch):
+            p.add_(torch.sign(p, out=_out(s, p)), alpha=-lr * self.l1)
 
-    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
-        """Soft-threshold every tensor at ``step * l1``: exact zeros."""
-        magnitude = torch._foreach_abs(params)
-        torch._foreach_sub_(magnitude, step * self.l1)
-        torch._foreach_clamp_min_(magnitude, 0.0)
-        torch._foreach_mul_(magnitude, torch._foreach_sign(params))
-        torch._foreach_copy_(params, magnitude)
+    def prox_(
+        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
+    ) -> None:
+        """Soft-threshold every tensor at ``t = step * l1``: exact zeros.
+
+        Computed as ``w - clamp(w, -t, t)``, which is ``sign(w) * max(|w| - t, 0)`` to
+        the last bit (and exactly 0 where ``|w| <= t``) in fewer passes.
+        """
+        t = step * self.l1
+        if scratch is None:
+            inside = torch._foreach_clamp_max(params, t)
+            torch._foreach_clamp_min_(inside, -t)
+            torch._foreach_sub_(params, inside)
+            return
+        for p, s in zip(params, scratch):
+            p.sub_(torch.clamp(p, -t, t, out=_out(s, p)))
 
     def total(self, params: list[Tensor], refs: Refs) -> Tensor:
         """``l1 * sum_i ||p_i||_1`` from one fused norm kernel."""
@@ -240,16 +328,25 @@ class L2(Penalty):
         return F.l2_prox(w, self.l2, step)
 
     def add_grad_(
-        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+        self,
+        grads: list[Tensor],
+        params: list[Tensor],
+        refs: Refs,
+        scale: float,
+        scratch: list[Tensor] | None = None,
     ) -> None:
         """``grads += 2 * scale * l2 * params`` in one fused kernel, no temporaries."""
         torch._foreach_add_(grads, params, alpha=2 * scale * self.l2)
 
-    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+    def decay_(
+        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
+    ) -> None:
         """``params *= 1 - 2 * lr * l2`` (torch AdamW's decay with ``wd = 2 * l2``)."""
         torch._foreach_mul_(params, 1 - 2 * lr * self.l2)
 
-    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
+    def prox_(
+        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
+    ) -> None:
         """``params /= 1 + 2 * step * l2``."""
         torch._foreach_mul_(params, 1 / (1 + 2 * step * self.l2))
 
@@ -274,6 +371,7 @@ class ElasticNet(Penalty):
     name = "elastic_net"
     aliases = ("l1l2", "elasticnet", "l1_l2")
     has_prox = True
+    uses_scratch = True
     _strength_keys = ("l1", "l2")
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
@@ -293,21 +391,35 @@ class ElasticNet(Penalty):
         return F.elastic_net_prox(w, self.l1, self.l2, step)
 
     def add_grad_(
-        self, grads: list[Tensor], params: list[Tensor], refs: Refs, scale: float
+        self,
+        grads: list[Tensor],
+        params: list[Tensor],
+        refs: Refs,
+        scale: float,
+        scratch: list[Tensor] | None = None,
     ) -> None:
         """Both terms with fused kernels."""
-        L1(self.l1).add_grad_(grads, params, refs, scale)
+        L1(self.l1).add_grad_(grads, params, refs, scale, scratch)
         L2(self.l2).add_grad_(grads, params, refs, scale)
 
-    def decay_(self, params: list[Tensor], refs: Refs, lr: float) -> None:
+    def decay_(
+        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
+    ) -> None:
         """``params -= lr * (l1 * sign(params) + 2 * l2 * params)``."""
-        signs = torch._foreach_sign(params)
-        torch._foreach_mul_(params, 1 - 2 * lr * self.l2)
-        torch._foreach_add_(params, signs, alpha=-lr * self.l1)
+        if scratch is None:
+            signs = torch._foreach_sign(params)
+            torch._foreach_mul_(params, 1 - 2 * lr * self.l2)
+            torch._foreach_add_(params, signs, alpha=-lr * self.l1)
+            return
+        for p, s in zip(params, scratch):
+            sign = torch.sign(p, out=_out(s, p))
+            p.mul_(1 - 2 * lr * self.l2).add_(sign, alpha=-lr * self.l1)
 
-    def prox_(self, params: list[Tensor], refs: Refs, step: float) -> None:
+    def prox_(
+        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
+    ) -> None:
         """Soft-threshold, then shrink."""
-        L1(self.l1).prox_(params, refs, step)
+        L1(self.l1).prox_(params, refs, step, scratch)
         L2(self.l2).prox_(params, refs, step)
 
     def total(self, params: list[Tensor], refs: Refs) -> Tensor:
@@ -389,6 +501,17 @@ class GroupLasso(Penalty):
         return {"strength": self.strength, "groups": self.groups}
 
 
+def _as_reference(reference: Any) -> Tensor:
+    """A snapshot of ``reference``: a tensor is copied (a model's live weight passed here must
+    not move with training), JSON numbers become float64 (every digit survives a round-trip).
+    """
+    if isinstance(reference, Tensor):
+        return reference.detach().clone()
+    if isinstance(reference, list | tuple | int | float):
+        return torch.tensor(reference, dtype=torch.float64)
+    return torch.as_tensor(reference).clone()
+
+
 class L2SP(Penalty):
     """``strength * sum((w - w0)**2)``: L2 toward a starting point ``w0`` (Li et al. 2018).
 
@@ -408,7 +531,13 @@ class L2SP(Penalty):
 
     def __init__(self, strength: float = 0.01, reference: Any = None) -> None:
         self.strength = check_strength(strength, "strength")
-        self.reference = None if reference is None else torch.as_tensor(reference)
+        try:
+            self.reference = None if reference is None else _as_reference(reference)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ShrinkageError(
+                f"The 'reference' of L2SP must be a tensor or nested list of numbers. "
+                f"Got {reference!r} ({' '.join(str(err).split())})."
+            ) from None
 
     def scaled(self, factor: float) -> Penalty:
         """The same penalty with ``strength * factor``."""
@@ -446,8 +575,12 @@ class L2SP(Penalty):
         return {"strength": self.strength, "reference": reference}
 
     def _key(self) -> tuple:
+        # Every value, not a summary: two penalties sharing a Regularizer bucket share
+        # their reference, so "equal" must mean the same reference.
         ref = (
-            None if self.reference is None else (self.reference.shape, self.reference.sum().item())
+            None
+            if self.reference is None
+            else (tuple(self.reference.shape), tuple(self.reference.double().flatten().tolist()))
         )
         return ("L2SP", self.strength, ref)
 
@@ -547,7 +680,10 @@ def deserialize(config: dict[str, Any] | None) -> Penalty | None:
         raise ShrinkageError(
             f"A serialized penalty must be a dict with 'class_name' and 'config'. Got {config!r}."
         )
-    return _lookup(str(config["class_name"])).from_config(dict(config.get("config", {})))
+    inner = config.get("config", {})
+    if not isinstance(inner, dict):
+        raise ShrinkageError(f"The 'config' of a serialized penalty must be a dict. Got {inner!r}.")
+    return _lookup(str(config["class_name"])).from_config(dict(inner))
 
 
 # --- conversions from other conventions ---------------------------------------------------
@@ -567,9 +703,9 @@ def from_course(lam: float, m: int) -> L2:
         L2(l2=0.01)
     """
     lam = check_strength(lam, "lam")
-    if not isinstance(m, int | float) or m < 1:
+    if isinstance(m, bool) or not isinstance(m, int | float) or not 1 <= m <= sys.float_info.max:
         raise ShrinkageError(f"The 'm' parameter must be a count >= 1. Got {m!r} instead.")
-    return L2(lam / (2 * m))
+    return L2(lam / 2 / m)  # not / (2 * m): 2 * m may overflow float
 
 
 def from_sklearn_alpha(alpha: float, n_samples: int) -> L2:
@@ -580,11 +716,15 @@ def from_sklearn_alpha(alpha: float, n_samples: int) -> L2:
     ``(alpha / n) * w``; equal to ``L2(alpha / (2n))``.
     """
     alpha = check_strength(alpha, "alpha")
-    if not isinstance(n_samples, int | float) or n_samples < 1:
+    if (
+        isinstance(n_samples, bool)
+        or not isinstance(n_samples, int | float)
+        or not 1 <= n_samples <= sys.float_info.max
+    ):
         raise ShrinkageError(
             f"The 'n_samples' parameter must be a count >= 1. Got {n_samples!r} instead."
         )
-    return L2(alpha / (2 * n_samples))
+    return L2(alpha / 2 / n_samples)
 
 
 def from_torch_weight_decay(weight_decay: float) -> L2:

@@ -20,10 +20,16 @@ For recurrent layers, input kernels (``weight_ih_l*``) and recurrent kernels
 
 Activity rules select *modules* (glob on module names, or types) and penalize their
 output, Keras-style: ``penalty(output) / batch_size``.
+
+Constraint rules (``constraints={selector: MaxNorm(3)}``) select parameters exactly like
+penalty rules, in a table of their own, so one weight can have both a penalty and a
+constraint (Keras's ``kernel_regularizer`` and ``kernel_constraint``); the regularizer
+projects the constrained weights after every optimizer step.
 """
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from shrinkage import constraints as C
 from shrinkage import penalties as P
 from shrinkage.errors import ShrinkageError
 from shrinkage.penalties import Penalty
@@ -100,11 +107,11 @@ def _check_selector(select: object, where: str) -> Selector:
     )
 
 
-def _coerce_rules(rules: object, where: str) -> list[Rule]:
+def _coerce_rules(rules: object, where: str, get: Callable = P.get) -> list[Rule]:
     if rules is None:
         return []
-    if isinstance(rules, Penalty | str):
-        return [Rule("*", P.get(rules))]
+    if isinstance(rules, Penalty | C.Constraint | str):
+        return [Rule("*", get(rules))]
     if isinstance(rules, Mapping):
         items: Iterable = rules.items()
     elif isinstance(rules, Iterable):
@@ -125,7 +132,7 @@ def _coerce_rules(rules: object, where: str) -> list[Rule]:
                 raise ShrinkageError(
                     f"Each rule in the {where} must be (selector, penalty). Got {item!r} instead."
                 ) from None
-        out.append(Rule(_check_selector(select, where), P.get(penalty)))
+        out.append(Rule(_check_selector(select, where), get(penalty)))
     return out
 
 
@@ -140,6 +147,9 @@ class Plan:
             selected modules' outputs, divided by the batch size (Keras semantics).
         include_biases: make biases eligible for every rule.
         include_norms: make normalization-layer parameters eligible for every rule.
+        constraints: constraint rules ``{selector: constraint}`` (a
+            :class:`~shrinkage.constraints.Constraint` alone means ``{"*": constraint}``),
+            resolved like the penalty rules; for them ``Rule.penalty`` holds the constraint.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -155,8 +165,10 @@ class Plan:
         activity: Any = None,
         include_biases: bool = False,
         include_norms: bool = False,
+        constraints: Any = None,
     ) -> None:
         self.rules = _coerce_rules(rules, "plan")
+        self.constraints = _coerce_rules(constraints, "constraints", C.get)
         self.activity = _coerce_rules(activity, "activity plan")
         for rule in self.activity:
             if not isinstance(rule.select, str | type | tuple):
@@ -201,8 +213,14 @@ class Plan:
             ShrinkageError: a rule that selects no parameter, listing the names.
         """
         owners = {}
+        seen: set[int] = set()
         for module_name, module in model.named_modules():
             for local, param in module.named_parameters(recurse=False):
+                # A tied parameter (shared embedding/decoder) is one weight: penalize it once,
+                # under its first name, as model.named_parameters() does.
+                if id(param) in seen:
+                    continue
+                seen.add(id(param))
                 owners[f"{module_name}.{local}" if module_name else local] = (param, module)
         hits = [0] * len(self.rules)
         out = []
@@ -228,6 +246,21 @@ class Plan:
                     f"{', '.join(owners) or '(none)'}."
                 )
         return out
+
+    def resolve_constraints(self, model: nn.Module) -> list[Assignment]:
+        """The constrained parameters, each with its constraint (in ``.penalty``).
+
+        Selection and eligibility are those of :meth:`resolve`, applied to the constraint
+        rules: biases and normalization parameters only when named or included.
+
+        Raises:
+            ShrinkageError: a constraint selector that matches no parameter.
+        """
+        if not self.constraints:
+            return []
+        shadow = copy.copy(self)
+        shadow.rules = self.constraints
+        return [a for a in Plan.resolve(shadow, model) if a.penalty is not None]
 
     def resolve_activity(self, model: nn.Module) -> list[tuple[str, nn.Module, Penalty]]:
         """The modules whose outputs are penalized, with their penalty.
@@ -291,6 +324,11 @@ class Plan:
                     f"activity of {type(module).__name__}, / batch size",
                 )
             )
+        for a in self.resolve_constraints(model):
+            config = a.penalty.get_config()  # type: ignore[union-attr]
+            bounds = ", ".join(f"{k}={v:g}" for k, v in config.items() if isinstance(v, float))
+            kind = type(a.penalty).__name__
+            rows.append((a.name, str(a.shape), kind, bounds or "-", f"constraint {a.reason}"))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         return "\n".join(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows
@@ -345,6 +383,10 @@ class Plan:
             ],
             "include_biases": self.include_biases,
             "include_norms": self.include_norms,
+            "constraints": [
+                {"select": self._selector_config(r.select), "constraint": C.serialize(r.penalty)}
+                for r in self.constraints
+            ],
         }
 
     @classmethod
@@ -364,11 +406,17 @@ class Plan:
             activity=rules("activity"),
             include_biases=bool(config.get("include_biases", False)),
             include_norms=bool(config.get("include_norms", False)),
+            constraints=[
+                (cls._selector_from_config(r["select"]), C.deserialize(r["constraint"]))
+                for r in config.get("constraints", [])
+            ],
         )
 
     def __repr__(self) -> str:
         parts = [f"({_describe_selector(r.select)}, {r.penalty!r})" for r in self.rules]
         extra = f", activity={len(self.activity)} rules" if self.activity else ""
+        if self.constraints:
+            extra += f", constraints={len(self.constraints)} rules"
         return f"Plan([{', '.join(parts)}]{extra})"
 
     def __eq__(self, other: object) -> bool:
@@ -377,6 +425,13 @@ class Plan:
             self.activity,
             self.include_biases,
             self.include_norms,
-        ) == (other.rules, other.activity, other.include_biases, other.include_norms)
+            self.constraints,
+        ) == (
+            other.rules,
+            other.activity,
+            other.include_biases,
+            other.include_norms,
+            other.constraints,
+        )
 
     __hash__ = None  # type: ignore[assignment]

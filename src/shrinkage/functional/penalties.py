@@ -238,7 +238,9 @@ def group_lasso_prox(
     _, size = _group_dims(w, groups, batch_dims)
     norms = group_norms(w, groups, batch_dims)
     threshold = step * _per_candidate(strength, w) * math.sqrt(size)
-    safe = torch.where(norms > 0, norms, torch.ones_like(norms))
+    # Not 1 for zero norms only: a subnormal norm has no finite reciprocal, and torch divides
+    # a scalar by a tensor through the reciprocal, so 0 / 1e-45 would be 0 * inf = NaN.
+    safe = norms.clamp_min(torch.finfo(norms.dtype).tiny)
     return w * torch.clamp(1 - threshold / safe, min=0)
 
 

@@ -1,0 +1,238 @@
+"""Pieces every ``shrinkage`` subcommand shares: one-line errors, option types, progress,
+atomic output files."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from shrinkage.errors import ShrinkageError, check_strength
+
+__all__ = [
+    "IntList",
+    "OneLineCommand",
+    "Strength",
+    "TrainingProgress",
+    "check_output_file",
+    "console",
+    "write_csv_atomic",
+]
+
+
+class OneLineCommand(click.Command):
+    """A click command whose usage errors are one line (a ShrinkageError, exit code 2).
+
+    ``shrinkage.cli.main`` prints a ShrinkageError as ``Error: <message>`` on stderr; a
+    click usage error would otherwise print the usage block too.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as click does, turning a usage error into a one-line ShrinkageError."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as err:
+            message = " ".join(err.format_message().split()).rstrip(".")
+            raise ShrinkageError(f"{message}; see 'shrinkage {self.name} --help'.") from None
+
+
+class Strength(click.ParamType):
+    """A penalty strength on the command line: a finite float ``>= 0``."""
+
+    name = "strength"
+
+    def __init__(self, argument: str) -> None:
+        self.argument = argument
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """The float, or a one-line ShrinkageError naming the option and the text received."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = value
+        return check_strength(number, self.argument)
+
+
+class IntList(click.ParamType):
+    """Comma-separated non-negative integers, e.g. ``100,50``; ``none`` gives ``()``."""
+
+    name = "ints"
+
+    def __init__(self, argument: str, example: str, allow_words: tuple[str, ...] = ()) -> None:
+        self.argument = argument
+        self.example = example
+        self.allow_words = allow_words
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...] | str:
+        """A tuple of ints, one of ``allow_words``, or a one-line ShrinkageError."""
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip()
+        if text.lower() in self.allow_words:
+            return text.lower()
+        if text.lower() in ("none", "", "()"):
+            return ()
+        parts = [part.strip() for part in text.split(",")]
+        if all(part.isdigit() for part in parts):
+            return tuple(int(part) for part in parts)
+        words = "".join(f"{w}, " for w in self.allow_words)
+        raise ShrinkageError(
+            f"The '--{self.argument}' option must be {words}comma-separated integers like "
+            f"{self.example}, or none. Got {value!r} instead."
+        )
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console; wide enough for the tables when the output is not a terminal."""
+    from rich.console import Console
+
+    probe = Console(stderr=stderr)
+    return Console(
+        stderr=stderr, width=None if probe.is_terminal else 120, highlight=False, soft_wrap=True
+    )
+
+
+class TrainingProgress:
+    """A rich progress bar that appears only once work has taken longer than ``delay``.
+
+    Use as a context manager; :meth:`callback` fits ``fit_model``'s ``progress`` argument.
+    Drawn on stderr; nothing at all when ``enabled`` is false (``--quiet``).
+
+    Args:
+        total: the number of steps (epochs).
+        description: the label of the bar.
+        enabled: whether to show anything.
+        delay: seconds of work before the bar is shown.
+    """
+
+    def __init__(self, total: int, description: str, enabled: bool, delay: float = 1.0) -> None:
+        self.total = total
+        self.description = description
+        self.enabled = enabled
+        self.delay = delay
+        self._progress: Any = None
+        self._task: Any = None
+        self._done = 0
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> TrainingProgress:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def set_description(self, description: str) -> None:
+        """Change the label (e.g. when a second model starts)."""
+        self.description = description
+        if self._progress is not None:
+            self._progress.update(self._task, description=description)
+
+    def advance(self, steps: int = 1, status: str = "") -> None:
+        """Count ``steps`` more steps done; ``status`` is shown after the bar."""
+        self._done += steps
+        if not self.enabled:
+            return
+        if self._progress is None:
+            if time.perf_counter() - self._start < self.delay:
+                return
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(
+                self.description, total=self.total, completed=self._done, status=status
+            )
+            return
+        self._progress.update(self._task, advance=steps, status=status)
+
+    def callback(self, epoch: int, row: dict[str, Any]) -> None:
+        """``fit_model``'s progress hook: one epoch done, the loss shown."""
+        loss = row.get("total")
+        status = f"loss {loss:.4g}" if isinstance(loss, float) and math.isfinite(loss) else ""
+        self.advance(1, status)
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path:
+    """Check, before any work, that an output file can be written at ``path``.
+
+    Raises:
+        ShrinkageError: the path is a directory or its folder does not exist.
+    """
+    target = Path(os.fspath(path))
+    if target.is_dir():
+        raise ShrinkageError(f"The '{option}' path '{target}' is a directory; give a file name.")
+    folder = target.absolute().parent
+    if not folder.is_dir():
+        raise ShrinkageError(f"The '{option}' folder '{folder}' does not exist.")
+    return target
+
+
+def write_csv_atomic(
+    frame: pd.DataFrame,
+    path: str | os.PathLike,
+    write: Callable[[pd.DataFrame, Any], None] | None = None,
+) -> Path:
+    """Write ``frame`` as CSV to a temporary file next to ``path``, then rename it into place.
+
+    A reader never sees a half-written file, and a failure leaves any previous file intact.
+
+    Args:
+        frame: the table.
+        path: the destination.
+        write: how to write the frame to an open text handle (default: ``frame.to_csv``).
+
+    Returns:
+        The destination path.
+    """
+    target = Path(os.fspath(path))
+    handle = tempfile.NamedTemporaryFile(
+        "w",
+        dir=target.absolute().parent,
+        prefix=f".{target.name}.",
+        suffix=".tmp",
+        delete=False,
+        newline="",
+        encoding="utf-8",
+    )
+    try:
+        with handle:
+            (write or (lambda f, h: f.to_csv(h, index=False)))(frame, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,238 @@
+"""``shrinkage fit``: train a regularized MLP on a CSV / Parquet table and save it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from shrinkage.cli._common import IntList, OneLineCommand, Strength, TrainingProgress, console
+from shrinkage.errors import ShrinkageError
+
+__all__ = ["fit"]
+
+_PENALTIES = ("l1", "l2", "elastic_net", "group_lasso", "exp_abs", "l2sp", "none")
+_ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
+_MODES = ("gradient", "loss", "decoupled", "proximal")
+# Options that describe the network itself: a model loaded with --init already has one.
+_ARCHITECTURE = {"hidden": "--hidden", "activation": "--activation"}
+# CLI option name -> estimator parameter.
+_PARAMS = {
+    "l1_ratio": "l1_ratio",
+    "placement": "placement",
+    "hidden": "hidden_layer_sizes",
+    "activation": "activation",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate",
+    "optimizer": "optimizer",
+    "momentum": "momentum",
+    "mode": "mode",
+    "impute": "impute",
+    "early_stopping": "early_stopping",
+    "validation_fraction": "validation_fraction",
+    "patience": "patience",
+    "seed": "random_state",
+    "device": "device",
+}
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _penalty(options: dict[str, Any]) -> tuple[str, float] | None:
+    """(penalty, strength) from --l2 / --l1 / --penalty [--strength], or None if none given."""
+    chosen = [flag for flag in ("l2", "l1", "penalty") if options[flag] is not None]
+    if len(chosen) > 1:
+        shown = " and ".join(f"--{flag}" for flag in chosen)
+        raise ShrinkageError(f"Give only one of --l2, --l1 and --penalty; got {shown}.")
+    strength = options["strength"]
+    if chosen and chosen[0] in ("l1", "l2"):
+        if strength is not None:
+            raise ShrinkageError(
+                f"--strength goes with --penalty; --{chosen[0]} already sets the strength."
+            )
+        return chosen[0], options[chosen[0]]
+    if chosen:
+        return options["penalty"].lower(), 1e-4 if strength is None else strength
+    if strength is not None:
+        return "l2", strength
+    return None
+
+
+@click.command(
+    cls=OneLineCommand,
+    epilog="""\b
+Examples:
+  shrinkage fit houses.csv --target price --l2 0.001 -o model/
+  shrinkage fit churn.parquet --target churned --hidden 64,32 --l1 1e-4 \\
+      --placement hidden --early-stopping -o churn_model/
+  shrinkage fit new_rows.csv --target price --init model/ --penalty l2sp \\
+      --strength 0.01 --epochs 50 -o model_tuned/
+""",
+)
+@click.argument("data", metavar="DATA")
+@click.option("--target", "-t", required=True, help="Name of the column to predict.")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "classification", "regression"]),
+    default="auto",
+    show_default=True,
+    help="Override the detected task.",
+)
+@click.option("--l2", type=Strength("l2"), help="L2 strength (Keras: adds X*sum(W**2)).")
+@click.option("--l1", type=Strength("l1"), help="L1 strength (Keras: adds X*sum|W|).")
+@click.option(
+    "--penalty",
+    type=click.Choice(_PENALTIES, case_sensitive=False),
+    help="Penalty kind, with --strength.  [default: l2 with strength 1e-4]",
+)
+@click.option("--strength", type=Strength("strength"), help="Strength of --penalty.")
+@click.option(
+    "--l1-ratio", type=float, default=0.5, show_default=True, help="Elastic net share of L1."
+)
+@click.option(
+    "--placement",
+    type=IntList("placement", "0,2", allow_words=("all", "hidden", "output")),
+    default="all",
+    show_default=True,
+    help="Regularized layers: all, hidden, output, or layer indices like 0,2.",
+)
+@click.option(
+    "--hidden",
+    type=IntList("hidden", "100,50"),
+    default="100",
+    show_default=True,
+    help="Hidden layer widths; 'none' for a linear / logistic model.",
+)
+@click.option("--activation", type=click.Choice(_ACTIVATIONS), default="relu", show_default=True)
+@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option(
+    "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
+)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option(
+    "--mode",
+    type=click.Choice(_MODES),
+    default="gradient",
+    show_default=True,
+    help="How the penalty is applied (proximal: exact zeros for L1).",
+)
+@click.option("--impute", is_flag=True, help="Fill missing features (median / most frequent).")
+@click.option("--early-stopping", is_flag=True, help="Stop on a held-out validation split.")
+@click.option("--validation-fraction", type=float, default=0.1, show_default=True)
+@click.option("--patience", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
+@click.option(
+    "--init",
+    "init_dir",
+    metavar="MODEL_DIR",
+    help="Start from a saved model's weights (fine-tuning); with --penalty l2sp, pull toward them.",
+)
+@click.option("--output", "-o", required=True, metavar="MODEL_DIR", help="Where to save.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.pass_context
+def fit(
+    ctx: click.Context, data: str, target: str, output: str, quiet: bool, **options: Any
+) -> None:
+    """Train a regularized MLP on DATA (CSV, TSV or Parquet) and save it to MODEL_DIR.
+
+    Numeric columns are standardized and categorical ones one-hot encoded (fitted on the
+    training rows); the penalty has the Keras meaning (added to the mean loss).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from shrinkage.data import CLASSIFICATION, load_dataset
+    from shrinkage.estimators import MLPClassifier, MLPRegressor
+    from shrinkage.persistence import check_output_dir, load, save
+
+    started = time.perf_counter()
+    penalty = _penalty(options)
+    init_dir = options.pop("init_dir")
+    params: dict[str, Any] = {}
+    for option, param in _PARAMS.items():
+        if init_dir is None or _given(ctx, option):
+            params[param] = options[option]
+    if penalty is not None:
+        params["penalty"], params["strength"] = penalty
+
+    base: Any = None
+    if init_dir is not None:
+        clash = [flag for name, flag in _ARCHITECTURE.items() if _given(ctx, name)]
+        if clash:
+            raise ShrinkageError(
+                f"{' and '.join(clash)} cannot be combined with --init: the network comes "
+                f"from the model in '{init_dir}'."
+            )
+        base = load(init_dir)
+        base.set_params(**params, warm_start=True)
+        base._resolve_params()
+    else:
+        MLPRegressor(**params)._resolve_params()  # bad options fail before the data is read
+    check_output_dir(output)
+
+    task = None if options["task"] == "auto" else options["task"]
+    if base is not None:
+        model_task = base._task
+        if task is not None and task != model_task:
+            raise ShrinkageError(
+                f"--task {task} does not match the {model_task} model loaded with --init."
+            )
+        task = model_task
+    dataset = load_dataset(data, target, task=task, impute=bool(params.get("impute", False)))
+    if base is not None:
+        estimator = base
+        missing = [c for c in base.preprocessor_.feature_names_in_ if c not in dataset.X.columns]
+        if missing:
+            raise ShrinkageError(
+                f"The data file '{data}' lacks the column(s) {', '.join(missing)} that the model "
+                f"in '{init_dir}' was trained on."
+            )
+        features = dataset.X[list(base.preprocessor_.feature_names_in_)]
+    else:
+        kind = MLPClassifier if dataset.task == CLASSIFICATION else MLPRegressor
+        estimator = kind(**params)
+        features = dataset.X
+
+    if dataset.task == CLASSIFICATION:
+        y = dataset.y.to_numpy()
+    else:
+        y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
+    epochs = estimator.get_params()["epochs"]
+    with TrainingProgress(epochs, f"Training {type(estimator).__name__}", not quiet) as bar:
+        estimator.fit(features, y, progress=bar.callback)
+    save(estimator, output, target=target)
+    if not quiet:
+        _summary(estimator, dataset, output, time.perf_counter() - started)
+
+
+def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
+    out = console()
+    last = estimator.history_[-1]
+    metric = "accuracy" if estimator._task == "classification" else "R²"
+    sizes = " → ".join(str(s) for s in estimator.model_.sizes)
+    if len(estimator.model_.sizes) > 2:
+        sizes += f", {estimator.model_.activation_name}"
+    out.print(
+        f"Trained {type(estimator).__name__} ({sizes}) on "
+        f"{len(dataset.y)} rows × {dataset.X.shape[1]} columns, {estimator.n_iter_} epochs, "
+        f"in {seconds:.1f} s."
+    )
+    placed = [f"{r.select} {r.penalty!r}" for r in estimator.plan_.rules]
+    out.print(f"Penalty ({estimator.mode} mode): {'; '.join(placed) or 'none'}.")
+    scores = f"train {metric} {last['train_score']:.4f}"
+    if estimator.early_stopping:
+        best = estimator.history_[estimator.best_epoch_ - 1]
+        scores = (
+            f"train {metric} {best['train_score']:.4f}, validation {metric} "
+            f"{best['val_score']:.4f} (epoch {estimator.best_epoch_} kept)"
+        )
+    out.print(f"Final loss {last['data_loss']:.4g} + penalty {last['penalty']:.4g}; {scores}.")
+    out.print(f"Saved to {output}/ (model.json + weights.safetensors).")

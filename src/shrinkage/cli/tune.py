@@ -1,0 +1,334 @@
+"""``shrinkage tune``: cross-validate the penalty strength, kind and placement on a table.
+
+Every configuration is trained on every fold at once on the batched engine
+(:class:`~shrinkage.search.SearchCV`); the best one is refit on all rows.
+
+Writes, in ``OUT_DIR``:
+
+* ``results.csv`` — one row per configuration, the columns of ``SearchCV.cv_results_``
+  (written atomically after every finished chunk: configurations not finished yet have
+  status ``pending``);
+* ``model/`` — the refit estimator (:func:`shrinkage.persistence.save`);
+* ``chunks/`` — each finished chunk's candidate rows (JSON), kept so an interrupted search
+  keeps its work: run the same command again with ``--resume`` and only the unfinished
+  chunks train.
+
+``--scheduler ADDRESS`` runs the chunks on a dask.distributed cluster
+(``pip install shrinkage[distributed]``).
+
+Bad input (a missing file or column, a bad option) prints one line and exits with code 2
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shrinkage.cli._common import IntList, OneLineCommand, console, write_csv_atomic
+from shrinkage.errors import ShrinkageError
+
+__all__ = ["tune"]
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ShrinkageError(
+            f"The '{option}' option must be comma-separated numbers. Got {text!r} instead."
+        )
+    return values
+
+
+def _names(text: str, option: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ShrinkageError(f"The '{option}' option must name at least one value. Got {text!r}.")
+    return names
+
+
+def _placements(text: str) -> list[str | tuple[int, ...]]:
+    """``all,hidden,output`` and layer lists written with ``+``: ``0+2``."""
+    out: list[str | tuple[int, ...]] = []
+    for name in _names(text, "--placements"):
+        if name.replace("+", "").isdigit():
+            out.append(tuple(int(i) for i in name.split("+")))
+        else:
+            out.append(name)
+    return out
+
+
+def _table(search: Any, top: int) -> Any:
+    from rich.table import Table
+
+    frame = search.results_frame()
+    frame = frame.sort_values(["rank_test_score", "param_strength"], ascending=[True, False])
+    stages = frame["stage"].nunique() > 1
+    title = f"Top {min(top, len(frame))} of {len(frame)} configurations ({search.scoring_})"
+    table = Table(title=title)
+    for name in ("rank", *(("stage",) if stages else ()), "kind", "strength", "placement"):
+        table.add_column(name, justify="right" if name in ("rank", "strength") else "left")
+    table.add_column("validation", justify="right")
+    table.add_column("train", justify="right")
+    for index, row in frame.head(top).iterrows():
+        kind = row["param_kind"]
+        if kind == "elastic_net":
+            kind = f"elastic_net (l1_ratio {row['param_l1_ratio']:g})"
+        cells = [str(row["rank_test_score"])]
+        if stages:
+            cells.append(row["stage"])
+        cells += [kind, f"{row['param_strength']:.3g}", str(row["param_placement"])]
+        mean, std = row["mean_test_score"], row["std_test_score"]
+        cells.append("diverged" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}")
+        cells.append(
+            "" if math.isnan(row["mean_train_score"]) else f"{row['mean_train_score']:.4f}"
+        )
+        style = "bold green" if index == search.best_index_ else None
+        table.add_row(*cells, style=style)
+    return table
+
+
+_ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
+_MODES = ("gradient", "loss", "decoupled", "proximal")
+
+
+@click.command(
+    "tune",
+    cls=OneLineCommand,
+    epilog="""\b
+Examples:
+  shrinkage tune data.csv --target y -o tuned/
+  shrinkage tune data.csv --target y --kinds l2,l1 --placements all,hidden,output \\
+      --grid-min 1e-5 --grid-max 0.1 --per-decade 3 --folds 5 --one-se -o tuned/
+  shrinkage tune data.csv --target y --strengths 1e-4,1e-3,1e-2 --placements all,0+1 -o tuned/
+""",
+)
+@click.argument("data", metavar="DATA")
+@click.option("--target", "-t", required=True, help="Name of the column to predict.")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "classification", "regression"]),
+    default="auto",
+    show_default=True,
+    help="Override the detected task.",
+)
+@click.option(
+    "--kinds", default="l2", show_default=True, help="Penalty kinds: l2, l1, elastic_net."
+)
+@click.option("--l1-ratios", default="0.5", show_default=True, help="Elastic net L1 shares.")
+@click.option("--strengths", default=None, help="Comma-separated strengths (Keras meaning).")
+@click.option("--grid-min", type=float, default=1e-6, show_default=True, help="Log grid start.")
+@click.option("--grid-max", type=float, default=1.0, show_default=True, help="Log grid end.")
+@click.option("--per-decade", type=int, default=2, show_default=True, help="Grid values / decade.")
+@click.option(
+    "--placements",
+    default="all",
+    show_default=True,
+    help="Where the penalty goes: all, hidden, output, or layer lists like 0+2.",
+)
+@click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--validation-fraction", type=float, default=None, help="One holdout instead.")
+@click.option("--scoring", default=None, help="Default: accuracy, or r2 for regression.")
+@click.option(
+    "--hidden",
+    type=IntList("hidden", "64,64"),
+    default="100",
+    show_default=True,
+    help="Hidden layer widths; 'none' for a linear / logistic model.",
+)
+@click.option("--activation", type=click.Choice(_ACTIVATIONS), default="relu", show_default=True)
+@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option(
+    "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
+)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option(
+    "--mode",
+    type=click.Choice(_MODES),
+    default="gradient",
+    show_default=True,
+    help="How the penalty is applied (proximal: exact zeros for L1).",
+)
+@click.option("--one-se", is_flag=True, help="Largest strength within one standard error.")
+@click.option("--refine", is_flag=True, help="Then a finer grid around the best strength.")
+@click.option("--max-memory", default="1GB", show_default=True, help="Budget of one chunk.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--impute", is_flag=True, help="Fill missing features (median / most frequent).")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
+@click.option("--top", type=int, default=10, show_default=True, help="Rows of the table.")
+@click.option("--output", "-o", "out_dir", required=True, metavar="OUT_DIR", help="Where to write.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the chunks on this dask.distributed scheduler (tcp://host:8786).",
+)
+@click.option("--resume", is_flag=True, help="Keep the chunks already finished in OUT_DIR/chunks.")
+def tune(
+    data: str,
+    target: str,
+    task: str,
+    kinds: str,
+    l1_ratios: str,
+    strengths: str | None,
+    grid_min: float,
+    grid_max: float,
+    per_decade: int,
+    placements: str,
+    folds: int,
+    validation_fraction: float | None,
+    scoring: str | None,
+    hidden: tuple[int, ...],
+    activation: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    optimizer: str,
+    momentum: float,
+    mode: str,
+    one_se: bool,
+    refine: bool,
+    max_memory: str,
+    seed: int,
+    impute: bool,
+    device: str,
+    threads: int | None,
+    top: int,
+    out_dir: str,
+    quiet: bool,
+    scheduler: str | None,
+    resume: bool,
+) -> None:
+    """Cross-validate penalty strength, kind and placement on DATA; refit the best.
+
+    Every (strength, kind, placement) is trained on every fold at once (stacked networks).
+    Writes OUT_DIR/results.csv (one row per configuration), OUT_DIR/model/ (the best
+    configuration refit on all rows) and OUT_DIR/chunks/ (each finished chunk's rows).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from shrinkage.data import CLASSIFICATION, load_dataset
+    from shrinkage.estimators import MLPClassifier, MLPRegressor
+    from shrinkage.persistence import check_output_dir, save
+    from shrinkage.search import SearchCV, default_strengths
+
+    grid = _floats(strengths, "--strengths")
+    if grid is None:
+        grid = list(default_strengths(grid_min, grid_max, per_decade))
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ShrinkageError(f"The '--output' path '{out}' exists and is not a directory.")
+    check_output_dir(out / "model")
+    if top < 1:
+        raise ShrinkageError(f"The '--top' option must be an integer >= 1. Got {top!r} instead.")
+
+    dataset = load_dataset(data, target, task=None if task == "auto" else task, impute=impute)
+    if dataset.task == CLASSIFICATION:
+        y = dataset.y.to_numpy()
+        cls: Any = MLPClassifier
+    else:
+        y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
+        cls = MLPRegressor
+    estimator = cls(
+        hidden_layer_sizes=hidden,
+        activation=activation,
+        mode=mode,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        epochs=epochs,
+        batch_size=batch_size,
+        impute=impute,
+        device=device,
+    )
+    search = SearchCV(
+        estimator,
+        strengths=grid,
+        kinds=_names(kinds, "--kinds"),
+        l1_ratios=_floats(l1_ratios, "--l1-ratios"),
+        placements=_placements(placements),
+        cv=folds,
+        validation_fraction=validation_fraction,
+        scoring=scoring,
+        one_standard_error=one_se,
+        refine=refine,
+        max_memory=max_memory,
+        random_state=seed,
+        device=device,
+        n_threads=threads,
+        checkpoint_dir=out / "chunks",
+        resume=resume,
+    )
+    plan = search.prepare(dataset.X, y)  # every check, before anything is written
+    if scheduler is not None:
+        from shrinkage.distributed import connect
+
+        search.set_params(backend="dask", client=connect(scheduler))
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        for stale in (out / "chunks").glob("*-chunk-*.*"):
+            stale.unlink()  # a fresh search: old chunk rows would mix with the new ones
+
+    def write_partial(results: dict) -> None:
+        frame = pd.DataFrame({k: v for k, v in results.items() if k != "params"})
+        write_csv_atomic(frame, out / "results.csv")
+
+    err = console(stderr=True)
+    chunking = plan.chunking
+    if not quiet:
+        err.print(
+            f"{len(plan.configs)} configurations x {len(plan.data.folds)} folds = "
+            f"{chunking['n_candidates']} candidates in {chunking['n_chunks']} chunk(s) of "
+            f"<= {chunking['candidates_per_chunk']} (~{chunking['bytes_per_chunk'] / 1e6:.1f} "
+            "MB each)"
+        )
+    try:
+        if quiet:
+            search.fit(dataset.X, y, on_chunk=write_partial)
+        else:
+            _fit_with_progress(search, dataset.X, y, err, write_partial)
+    finally:
+        if search.client is not None:
+            search.client.close()
+
+    write_csv_atomic(search.results_frame(), out / "results.csv")
+    save(search.best_estimator_, out / "model", target=target)
+    if not quiet:
+        console().print(_table(search, top))
+        best = search.best_params_
+        ratio = f", l1_ratio={best['l1_ratio']:g}" if best["l1_ratio"] is not None else ""
+        console().print(
+            f"Best: {best['kind']} strength={best['strength']:.4g}{ratio}, placement="
+            f"{best['placement']} ({search.scoring_} {search.best_score_:.4f}); wrote "
+            f"{out / 'results.csv'} and {out / 'model'}/"
+        )
+
+
+def _fit_with_progress(search: Any, X: Any, y: Any, console: Any, on_chunk: Any) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[tuple[str, int], Any] = {}
+
+        def report(p: Any) -> None:
+            key = (p.stage, p.chunk)
+            if key not in tasks:
+                label = f"{p.stage} chunk {p.chunk}/{p.n_chunks} epochs"
+                tasks[key] = bar.add_task(label, total=p.epochs)
+            bar.update(tasks[key], completed=p.epoch)
+
+        search.fit(X, y, progress=report, on_chunk=on_chunk)

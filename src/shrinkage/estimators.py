@@ -1,0 +1,882 @@
+"""scikit-learn compatible MLP estimators with per-layer weight regularization.
+
+:class:`MLPClassifier` and :class:`MLPRegressor` standardize numeric inputs and one-hot
+encode categorical ones (a :class:`~shrinkage.data.Preprocessor` fitted on the training rows
+only: the seeds ask to standardize inputs before penalizing weights), build an
+:class:`~shrinkage.models.MLP`, put one penalty on the placed layers through
+:func:`~shrinkage.models.placement_plan` (with per-layer overrides) and train it with
+:func:`~shrinkage.training.fit_model`.
+
+The penalty has the Keras meaning: ``penalty="l2", strength=s`` adds ``s * sum(W**2)`` over
+the regularized weight matrices to the *mean* data loss; biases are never penalized.
+``hidden_layer_sizes=()`` gives a linear model, so ridge (``"l2"``), lasso (``"l1"``) and
+elastic net come out of the same code::
+
+    ridge = MLPRegressor(hidden_layer_sizes=(), penalty="l2", strength=s)
+    # minimizes (1/n) ||y - Xw - b||^2 + s ||w||^2: sklearn Ridge(alpha=n * s) on the same X
+
+The regression target is used as given (not standardized), as Keras and scikit-learn do.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_consistent_length, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from shrinkage import penalties as P
+from shrinkage.apply import MODES, Regularizer
+from shrinkage.data import Preprocessor
+from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.models import ACTIVATIONS, MLP, generators, init_mlp_, placement_plan
+from shrinkage.penalties import Penalty
+from shrinkage.training import (
+    CLASSIFICATION,
+    OPTIMIZERS,
+    REGRESSION,
+    fit_model,
+    make_loss,
+    make_optimizer,
+    make_score,
+    n_outputs,
+    predict_outputs,
+    target_tensor,
+)
+
+__all__ = ["MLPClassifier", "MLPRegressor", "PENALTY_NAMES", "make_penalty"]
+
+#: The names the ``penalty`` parameter accepts.
+PENALTY_NAMES = ("l1", "l2", "elastic_net", "group_lasso", "exp_abs", "l2sp", "none")
+
+_MAX_SEED = 2**32 - 1
+
+
+def make_penalty(
+    name: str | Penalty | None, strength: float, l1_ratio: float = 0.5, argument: str = "penalty"
+) -> Penalty | None:
+    """The penalty object for a named penalty and one strength (Keras meaning).
+
+    ============ ==========================================================================
+    name         penalty added to the mean loss
+    ============ ==========================================================================
+    l1           ``strength * sum|w|``
+    l2           ``strength * sum w**2``
+    elastic_net  ``strength * (l1_ratio * sum|w| + (1 - l1_ratio) * sum w**2)``
+    group_lasso  ``strength * sum_rows sqrt(n_in) * ||w_row||`` (whole neurons to zero)
+    exp_abs      ``strength * sum(exp|w| - 1)``
+    l2sp         ``strength * sum (w - w0)**2``, ``w0`` the weights when training starts
+    none         nothing
+    ============ ==========================================================================
+
+    Args:
+        name: one of :data:`PENALTY_NAMES`, a :class:`~shrinkage.Penalty` (returned as is),
+            or ``None`` (no penalty).
+        strength: ``>= 0``.
+        l1_ratio: elastic net's share of L1, in ``[0, 1]``.
+        argument: the parameter named in error messages.
+
+    Returns:
+        The penalty, or ``None``.
+
+    Raises:
+        ShrinkageError: an unknown name, a negative or non-finite strength, or a ratio
+            outside ``[0, 1]``.
+
+    Example:
+        >>> make_penalty("elastic_net", 0.01, 0.25)
+        ElasticNet(l1=0.0025, l2=0.0075)
+    """
+    if name is None or isinstance(name, Penalty):
+        return name
+    if not isinstance(name, str) or name.lower() not in PENALTY_NAMES:
+        raise ShrinkageError(
+            f"The '{argument}' parameter must be one of {', '.join(PENALTY_NAMES)} or a "
+            f"Penalty. Got {name!r} instead."
+        )
+    name = name.lower()
+    strength = check_strength(strength, "strength")
+    if name == "none":
+        return None
+    if name == "elastic_net":
+        ratio = _check_float(l1_ratio, "l1_ratio", 0.0, 1.0, "[0, 1]")
+        return P.ElasticNet(l1=strength * ratio, l2=strength * (1 - ratio))
+    return {
+        "l1": lambda: P.L1(strength),
+        "l2": lambda: P.L2(strength),
+        "group_lasso": lambda: P.GroupLasso(strength),
+        "exp_abs": lambda: P.ExpAbs(strength),
+        "l2sp": lambda: P.L2SP(strength),
+    }[name]()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_float(
+    value: object, name: str, low: float, high: float, shown: str, *, open_low: bool = False
+) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    inside = math.isfinite(number) and (number > low if open_low else number >= low)
+    if not (inside and number <= high):
+        raise ShrinkageError(
+            f"The '{name}' parameter must be a float in the range {shown}. Got {value!r} instead."
+        )
+    return number
+
+
+def _check_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ShrinkageError(
+            f"The '{name}' parameter must be an integer >= {low}. Got {value!r} instead."
+        )
+    return int(value)
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ShrinkageError(
+            f"The '{name}' parameter must be True or False. Got {value!r} instead."
+        )
+    return bool(value)
+
+
+def _check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ShrinkageError(
+            f"The '{name}' parameter must be one of {', '.join(map(repr, choices))}. "
+            f"Got {value!r} instead."
+        )
+    return value
+
+
+def _check_hidden(value: object) -> tuple[int, ...]:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence | np.ndarray)
+        or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in value)
+        or any(h < 1 for h in value)
+    ):
+        raise ShrinkageError(
+            "The 'hidden_layer_sizes' parameter must be a tuple of positive integers "
+            f"(() for a linear model). Got {value!r} instead."
+        )
+    return tuple(int(h) for h in value)
+
+
+def _check_placement(value: object) -> str | tuple[int, ...]:
+    if isinstance(value, str):
+        return value  # placement_layers names the choices if it is unknown
+    if isinstance(value, Sequence | np.ndarray) and all(
+        isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in value
+    ):
+        return tuple(int(i) for i in value)
+    raise ShrinkageError(
+        "The 'placement' parameter must be 'all', 'hidden', 'output' or a list of layer "
+        f"indices. Got {value!r} instead."
+    )
+
+
+def _check_device(value: object) -> torch.device:
+    try:
+        device = torch.device(value)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise ShrinkageError(
+            f"The 'device' parameter must be a torch device such as 'cpu' or 'cuda'. "
+            f"Got {value!r} instead."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ShrinkageError(
+            f"The 'device' parameter is {value!r} but CUDA is not available on this machine; "
+            "use device='cpu'."
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ShrinkageError(
+            f"The 'device' parameter is {value!r} but MPS is not available on this machine; "
+            "use device='cpu'."
+        )
+    return device
+
+
+def _layer_penalty(
+    spec: object, layer: object, default: str | Penalty | None, strength: float, l1_ratio: float
+) -> Penalty | None:
+    """One entry of ``layer_penalties``: what replaces the default penalty on that layer."""
+    where = f"layer_penalties[{layer!r}]"
+    if spec is None or isinstance(spec, Penalty):
+        return spec
+    if isinstance(spec, str):
+        return make_penalty(spec, strength, l1_ratio, where)
+    if isinstance(spec, numbers.Real) and not isinstance(spec, bool):
+        if not isinstance(default, str):
+            raise ShrinkageError(
+                f"The '{where}' strength {spec!r} needs a named default 'penalty'; "
+                f"got penalty={default!r}. Give a Penalty or a (name, strength) pair instead."
+            )
+        return make_penalty(default, check_strength(spec, where), l1_ratio, where)
+    if isinstance(spec, tuple | list) and len(spec) == 2 and isinstance(spec[0], str):
+        return make_penalty(spec[0], check_strength(spec[1], where), l1_ratio, where)
+    if isinstance(spec, Mapping):
+        if "class_name" in spec:
+            return P.deserialize(dict(spec))
+        unknown = set(spec) - {"penalty", "strength", "l1_ratio"}
+        if not unknown and "penalty" in spec:
+            return make_penalty(
+                spec["penalty"],
+                check_strength(spec.get("strength", strength), where),
+                spec.get("l1_ratio", l1_ratio),
+                where,
+            )
+    raise ShrinkageError(
+        f"The '{where}' entry must be None, a Penalty, a penalty name, a strength, a "
+        f"(name, strength) pair or a dict with 'penalty' and 'strength'. Got {spec!r} instead."
+    )
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The estimator's parameters, validated."""
+
+    hidden: tuple[int, ...]
+    activation: str
+    penalty: Penalty | None
+    overrides: dict[int, Penalty | None]
+    placement: str | tuple[int, ...]
+    mode: str
+    optimizer: str
+    learning_rate: float
+    momentum: float
+    epochs: int
+    batch_size: int
+    early_stopping: bool
+    validation_fraction: float
+    patience: int
+    impute: bool
+    warm_start: bool
+    device: torch.device
+    verbose: bool
+
+
+def _is_frame(X: object) -> bool:
+    return isinstance(X, pd.DataFrame)
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[rows] if _is_frame(X) else X[rows]
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared implementation; see :class:`MLPClassifier` and :class:`MLPRegressor`."""
+
+    _task: ClassVar[str]
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Sequence[int] = (100,),
+        activation: str = "relu",
+        penalty: str | Penalty | None = "l2",
+        strength: float = 1e-4,
+        l1_ratio: float = 0.5,
+        placement: str | Sequence[int] = "all",
+        layer_penalties: Mapping[int, Any] | None = None,
+        mode: str = "gradient",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        momentum: float = 0.9,
+        epochs: int = 200,
+        batch_size: int = 32,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        impute: bool = False,
+        warm_start: bool = False,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+        verbose: bool = False,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.penalty = penalty
+        self.strength = strength
+        self.l1_ratio = l1_ratio
+        self.placement = placement
+        self.layer_penalties = layer_penalties
+        self.mode = mode
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.impute = impute
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------- parameters
+
+    def _resolve_params(self) -> _Settings:
+        """Validate every parameter; the first bad one raises a one-line ShrinkageError."""
+        strength = check_strength(self.strength, "strength")
+        l1_ratio = _check_float(self.l1_ratio, "l1_ratio", 0.0, 1.0, "[0, 1]")
+        penalty = make_penalty(self.penalty, strength, l1_ratio)
+        overrides: dict[int, Penalty | None] = {}
+        if self.layer_penalties is not None:
+            if not isinstance(self.layer_penalties, Mapping):
+                raise ShrinkageError(
+                    "The 'layer_penalties' parameter must be a dict {layer index: penalty} or "
+                    f"None. Got {self.layer_penalties!r} instead."
+                )
+            for layer, spec in self.layer_penalties.items():
+                if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+                    raise ShrinkageError(
+                        "The 'layer_penalties' keys must be layer indices (integers). "
+                        f"Got {layer!r} instead."
+                    )
+                overrides[int(layer)] = _layer_penalty(
+                    spec, layer, self.penalty, strength, l1_ratio
+                )
+        return _Settings(
+            hidden=_check_hidden(self.hidden_layer_sizes),
+            activation=_check_choice(self.activation, "activation", tuple(ACTIVATIONS)),
+            penalty=penalty,
+            overrides=overrides,
+            placement=_check_placement(self.placement),
+            mode=_check_choice(self.mode, "mode", MODES),
+            optimizer=_check_choice(self.optimizer, "optimizer", OPTIMIZERS),
+            learning_rate=_check_float(
+                self.learning_rate, "learning_rate", 0.0, math.inf, "(0, inf)", open_low=True
+            ),
+            momentum=_check_float(self.momentum, "momentum", 0.0, 1.0, "[0, 1]"),
+            epochs=_check_int(self.epochs, "epochs", 1),
+            batch_size=_check_int(self.batch_size, "batch_size", 1),
+            early_stopping=_check_bool(self.early_stopping, "early_stopping"),
+            validation_fraction=_check_float(
+                self.validation_fraction,
+                "validation_fraction",
+                0.0,
+                0.5,
+                "(0, 0.5]",
+                open_low=True,
+            ),
+            patience=_check_int(self.patience, "patience", 1),
+            impute=_check_bool(self.impute, "impute"),
+            warm_start=_check_bool(self.warm_start, "warm_start"),
+            device=_check_device(self.device),
+            verbose=_check_bool(self.verbose, "verbose"),
+        )
+
+    def _draw_seed(self) -> int:
+        """The integer seed of this fit: ``random_state`` itself when it is an int."""
+        state = self.random_state
+        if state is None:
+            return int(np.random.randint(0, 2**31 - 1))
+        if isinstance(state, numbers.Integral) and not isinstance(state, bool):
+            if not 0 <= state <= _MAX_SEED:
+                raise ShrinkageError(
+                    f"The 'random_state' parameter must be an integer in [0, {_MAX_SEED}], a "
+                    f"numpy RandomState or None. Got {state!r} instead."
+                )
+            return int(state)
+        if isinstance(state, np.random.RandomState):
+            return int(state.randint(0, 2**31 - 1))
+        if isinstance(state, np.random.Generator):
+            return int(state.integers(0, 2**31 - 1))
+        raise ShrinkageError(
+            f"The 'random_state' parameter must be an integer in [0, {_MAX_SEED}], a numpy "
+            f"RandomState or None. Got {state!r} instead."
+        )
+
+    # ----------------------------------------------------------------- data
+
+    def _validate_X(self, X: Any, *, reset: bool, y: Any = "no_validation") -> Any:
+        """Check X (and y) the scikit-learn way; DataFrames keep their column types."""
+        allow_nan = bool(self.impute) if isinstance(self.impute, bool | np.bool_) else False
+        finite: bool | str = "allow-nan" if allow_nan else True
+        no_y = isinstance(y, str) and y == "no_validation"
+        if _is_frame(X):
+            if no_y:
+                return validate_data(self, X, reset=reset, skip_check_array=True)
+            X, y = validate_data(self, X, y, reset=reset, skip_check_array=True)
+            y = column_or_1d(y, warn=True)
+            y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+            check_consistent_length(X, y)
+            return X, y
+        categorical = not reset and bool(self.preprocessor_.categorical_columns_)
+        dtype = None if categorical else (np.float64, np.float32)
+        if no_y:
+            return validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=finite)
+        return validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=dtype,
+            ensure_all_finite=finite,
+            y_numeric=self._task == REGRESSION,
+        )
+
+    @staticmethod
+    def _preprocessor_input(preprocessor: Preprocessor, X: Any) -> Any:
+        """Columns by name when the frame has the fitted names, else by position."""
+        if _is_frame(X):
+            names = preprocessor.feature_names_in_
+            columns = {str(c) for c in X.columns}
+            if not all(name in columns for name in names):
+                return X.to_numpy()
+        return X
+
+    def _encode_y(self, y: np.ndarray, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(codes, classes)``: class codes and labels, or float values and None."""
+        raise NotImplementedError  # abstract
+
+    # ----------------------------------------------------------------- fitting
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        progress: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> _BaseMLP:
+        """Train the network on ``X``, ``y``.
+
+        Minimizes ``mean data loss + sum over regularized layers of penalty(W)`` (Keras
+        meaning) with minibatches of ``batch_size`` rows for ``epochs`` epochs.
+
+        Args:
+            X: a 2-D array of numbers, or a DataFrame (categorical columns are one-hot
+                encoded; numeric ones standardized with the training rows' statistics).
+            y: the target, one value per row.
+            progress: called after each epoch with ``(epoch, history row)``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ShrinkageError: a bad parameter or bad data (one line naming it), or training
+                that diverges.
+        """
+        settings = self._resolve_params()
+        warm = settings.warm_start and hasattr(self, "model_")
+        X, y = self._validate_X(X, reset=not warm, y=y)
+        codes, classes = self._encode_y(y, warm)
+        n_classes = None if classes is None else len(classes)
+        task = self._task
+        seed = self._draw_seed()
+        n_rows = len(codes)
+
+        train_rows, val_rows = np.arange(n_rows), np.arange(0)
+        if settings.early_stopping:
+            train_rows, val_rows = self._split(n_rows, codes, seed, settings.validation_fraction)
+        if warm:
+            preprocessor = self.preprocessor_
+        else:
+            preprocessor = Preprocessor(impute=settings.impute).fit(_take(X, train_rows))
+        features = preprocessor.transform(self._preprocessor_input(preprocessor, X))
+
+        init_generator, shuffle_generator = generators(seed)
+        n_out = n_outputs(task, n_classes)
+        if warm:
+            model = self.model_
+            wanted = [features.shape[1], *settings.hidden, n_out]
+            if model.sizes != wanted or model.activation_name != settings.activation:
+                raise ShrinkageError(
+                    f"warm_start=True keeps the trained network, whose layer sizes are "
+                    f"{model.sizes} ({model.activation_name}); the parameters and data now ask "
+                    f"for {wanted} ({settings.activation}). Use warm_start=False to start over."
+                )
+        else:
+            model = init_mlp_(
+                MLP(features.shape[1], settings.hidden, n_out, settings.activation),
+                init_generator,
+            )
+        model = model.to(settings.device)
+
+        plan = placement_plan(
+            len(model.layers), settings.penalty, settings.placement, settings.overrides
+        )
+        # Built after the weights are in place: L2-SP measures from the weights of this moment.
+        regularizer = Regularizer(model, plan, settings.mode)
+        optimizer = make_optimizer(
+            settings.optimizer, model.parameters(), settings.learning_rate, settings.momentum
+        )
+
+        def tensors(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            inputs = torch.from_numpy(features[rows]).to(settings.device)
+            return inputs, target_tensor(codes[rows], task, n_classes, settings.device)
+
+        X_train, y_train = tensors(train_rows)
+        X_val, y_val = tensors(val_rows) if len(val_rows) else (None, None)
+        context = None
+        if isinstance(self.penalty, str):
+            context = {"strength": float(self.strength), "learning_rate": settings.learning_rate}
+        try:
+            history = fit_model(
+                model,
+                X_train,
+                y_train,
+                loss_fn=make_loss(task, n_classes),
+                regularizer=regularizer,
+                optimizer=optimizer,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                shuffle_generator=shuffle_generator,
+                X_val=X_val,
+                y_val=y_val,
+                score_fn=make_score(task, n_classes),
+                early_stopping=settings.early_stopping,
+                patience=settings.patience,
+                progress=self._progress(settings, progress),
+                context=context,
+            )
+        finally:
+            regularizer.remove()
+
+        # Set together at the end, so a fit that fails leaves the previous model consistent.
+        if classes is not None:
+            self.classes_ = classes
+        self.preprocessor_ = preprocessor
+        previous = self.history_ if warm else []
+        offset = previous[-1]["epoch"] if previous else 0
+        self.history_ = previous + [{**row, "epoch": row["epoch"] + offset} for row in history]
+        self.n_iter_ = len(history)
+        self.best_epoch_ = self._best_epoch(history, settings.early_stopping) + offset
+        self.model_ = model
+        self.plan_ = plan
+        self.seed_ = seed
+        self.layer_weights_ = self._layer_weights()
+        return self
+
+    @staticmethod
+    def _split(
+        n_rows: int, codes: np.ndarray, seed: int, fraction: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n_val = math.ceil(fraction * n_rows)
+        if n_rows - n_val < 1:
+            raise ShrinkageError(
+                f"early_stopping=True holds out validation_fraction={fraction!r} of the rows "
+                f"for validation, which leaves no training rows out of {n_rows}; add rows or "
+                "turn early stopping off."
+            )
+        rows = np.arange(n_rows)
+        stratify = codes if codes.dtype.kind in "iu" else None
+        try:
+            train, val = train_test_split(
+                rows, test_size=n_val, random_state=seed, stratify=stratify
+            )
+        except ValueError:  # a class too small to stratify: a plain random split
+            train, val = train_test_split(rows, test_size=n_val, random_state=seed)
+        return np.sort(train), np.sort(val)
+
+    @staticmethod
+    def _best_epoch(history: list[dict[str, Any]], early_stopping: bool) -> int:
+        if not early_stopping:
+            return history[-1]["epoch"]
+        best = max(history, key=lambda row: (row["val_score"], -row["epoch"]))
+        return best["epoch"]
+
+    def _progress(
+        self, settings: _Settings, progress: Callable[[int, dict[str, Any]], None] | None
+    ) -> Callable[[int, dict[str, Any]], None] | None:
+        if not settings.verbose:
+            return progress
+        every = max(1, settings.epochs // 10)
+
+        def report(epoch: int, row: dict[str, Any]) -> None:
+            if epoch % every == 0 or epoch == 1:
+                val = "" if row["val_score"] is None else f", val score {row['val_score']:.4f}"
+                print(
+                    f"epoch {epoch}/{settings.epochs}: loss {row['data_loss']:.4g}, penalty "
+                    f"{row['penalty']:.4g}, train score {row['train_score']:.4f}{val}",
+                    file=sys.stdout,
+                )
+            if progress is not None:
+                progress(epoch, row)
+
+        return report
+
+    def _layer_weights(self) -> list[dict[str, np.ndarray]]:
+        return [
+            {
+                "weight": layer.weight.detach().cpu().numpy().copy(),
+                "bias": layer.bias.detach().cpu().numpy().copy(),
+            }
+            for layer in self.model_.layers
+        ]
+
+    # ----------------------------------------------------------------- using
+
+    def _features(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self, "model_")
+        X = self._validate_X(X, reset=False)
+        features = self.preprocessor_.transform(self._preprocessor_input(self.preprocessor_, X))
+        device = next(self.model_.parameters()).device
+        return torch.from_numpy(features).to(device)
+
+    def _outputs(self, X: Any) -> torch.Tensor:
+        features = self._features(X)  # checks fitted before model_ is touched
+        return predict_outputs(self.model_, features)
+
+    def transform_hidden(self, X: Any, layer: int = 0) -> np.ndarray:
+        """The activations of hidden layer ``layer`` (0-based), after its activation function.
+
+        This is the sub-model ``input -> preprocessing -> hidden layer layer``:
+        ``act(W_layer · … act(W_0 · x + b_0) … + b_layer)``, one column per neuron.
+
+        Args:
+            X: rows, as for :meth:`predict`.
+            layer: the hidden layer, in ``[0, len(hidden_layer_sizes))``.
+
+        Returns:
+            A float32 array of shape ``(n_rows, hidden_layer_sizes[layer])``.
+
+        Raises:
+            ShrinkageError: a layer index out of range.
+        """
+        features = self._features(X)
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+            raise ShrinkageError(
+                f"The 'layer' parameter must be an integer. Got {layer!r} instead."
+            )
+        self.model_.eval()
+        with torch.no_grad():
+            return self.model_.hidden(features, int(layer)).cpu().numpy()
+
+    def save(self, directory: str | Path) -> Path:
+        """Save the fitted model to ``directory`` (see :func:`shrinkage.persistence.save`).
+
+        Args:
+            directory: the model directory to create or replace.
+
+        Returns:
+            The directory.
+        """
+        from shrinkage.persistence import save
+
+        return save(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> _BaseMLP:
+        """Load a model saved by :meth:`save`; it must be of this class.
+
+        Args:
+            directory: the model directory.
+            device: where to put the network.
+
+        Returns:
+            The fitted estimator.
+
+        Raises:
+            ShrinkageError: a missing, tampered or incompatible model, or another class.
+        """
+        from shrinkage.persistence import load
+
+        estimator = load(directory, device=device)
+        if not isinstance(estimator, cls):
+            raise ShrinkageError(
+                f"The model in '{directory}' is a {type(estimator).__name__}, not a {cls.__name__}."
+            )
+        return estimator
+
+    def describe_plan(self) -> str:
+        """The resolved plan: which weight gets which penalty (see :meth:`Plan.describe`)."""
+        check_is_fitted(self, "model_")
+        return self.plan_.describe(self.model_)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.impute is True
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """A regularized multilayer perceptron classifier (scikit-learn API).
+
+    Binary problems use one logit and the binary cross-entropy; more classes use one logit
+    per class and the cross-entropy. The penalty is added to the mean loss with the Keras
+    meaning (``penalty="l2", strength=s``: ``+ s * sum(W**2)``).
+
+    Args:
+        hidden_layer_sizes: widths of the hidden layers; ``()`` gives logistic regression.
+        activation: ``"relu"``, ``"tanh"``, ``"logistic"``, ``"gelu"`` or ``"identity"``.
+        penalty: one of :data:`PENALTY_NAMES` or a :class:`~shrinkage.Penalty`.
+        strength: the penalty strength (Keras meaning), ``>= 0``.
+        l1_ratio: elastic net: ``l1 = strength * l1_ratio``, ``l2 = strength * (1 - l1_ratio)``.
+        placement: the regularized layers: ``"all"``, ``"hidden"`` (all but the output layer),
+            ``"output"`` or a list of layer indices (0 is the first Linear layer).
+        layer_penalties: ``{layer index: spec}`` overriding the default on that layer; a spec
+            is ``None`` (no penalty), a Penalty, a name, a strength, a ``(name, strength)``
+            pair or ``{"penalty": name, "strength": s}``.
+        mode: how the penalty is applied: ``"gradient"``, ``"loss"``, ``"decoupled"`` or
+            ``"proximal"`` (exact zeros for L1 / group lasso).
+        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
+        learning_rate: the optimizer's step size.
+        momentum: SGD momentum.
+        epochs: passes over the training rows.
+        batch_size: rows per minibatch (at least the row count: full batch).
+        early_stopping: hold out ``validation_fraction`` of the rows (stratified) and stop
+            when their accuracy has not improved for ``patience`` epochs; the best weights
+            are kept.
+        validation_fraction: the held-out share of rows, in ``(0, 0.5]``.
+        patience: epochs without improvement before stopping.
+        impute: fill missing feature values (training median / most frequent) instead of
+            refusing them.
+        warm_start: continue from the current weights (and preprocessing) on the next fit;
+            with ``penalty="l2sp"`` the weights are pulled toward those at the start of the fit.
+        random_state: an int seed (initialization, shuffling, validation split), a numpy
+            RandomState, or None.
+        device: the torch device to train on.
+        verbose: print the loss and scores ten times during training.
+
+    Attributes:
+        classes_: the class labels, sorted.
+        n_features_in_: the number of input columns.
+        feature_names_in_: the input column names (DataFrame input with string names).
+        model_: the trained :class:`~shrinkage.models.MLP`.
+        plan_: the :class:`~shrinkage.Plan` that was applied.
+        preprocessor_: the fitted :class:`~shrinkage.data.Preprocessor`.
+        history_: one dict per epoch: ``epoch``, ``data_loss``, ``penalty``, ``total``,
+            ``train_score``, ``val_loss``, ``val_score`` (accuracy). ``data_loss`` and
+            ``train_score`` are measured on each batch before its step (as Keras reports
+            them); the validation values after the epoch.
+        layer_weights_: per layer, ``{"weight": (out, in) array, "bias": (out,) array}``;
+            row ``j`` of ``weight`` holds the incoming weights of neuron ``j``.
+        n_iter_: the epochs run in the last fit.
+        best_epoch_: the epoch whose weights were kept.
+        seed_: the integer seed used.
+
+    Example:
+        >>> from sklearn.datasets import make_moons
+        >>> X, y = make_moons(100, noise=0.2, random_state=1)
+        >>> clf = MLPClassifier((32,), strength=1e-3, epochs=50, random_state=0).fit(X, y)
+        >>> clf.predict_proba(X[:2]).shape
+        (2, 2)
+    """
+
+    _task = CLASSIFICATION
+
+    def _encode_y(self, y: np.ndarray, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        check_classification_targets(y)
+        if warm:
+            known = self.classes_
+            new = np.setdiff1d(np.unique(y), known)
+            if len(new):
+                raise ShrinkageError(
+                    f"warm_start=True keeps the classes {known.tolist()!r}; y has new classes "
+                    f"{new.tolist()!r}. Use warm_start=False to start over."
+                )
+            return np.searchsorted(known, y).astype(np.int64), known
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ShrinkageError(
+                f"MLPClassifier needs at least 2 classes in y; got one class, "
+                f"{classes[0].item() if hasattr(classes[0], 'item') else classes[0]!r}."
+            )
+        return codes.astype(np.int64).reshape(-1), classes
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row.
+
+        Args:
+            X: rows, as for :meth:`fit`.
+
+        Returns:
+            The labels, shape ``(n_rows,)``.
+        """
+        outputs = self._outputs(X)
+        if outputs.shape[1] == 1:
+            codes = (outputs[:, 0] > 0).long()
+        else:
+            codes = outputs.argmax(dim=1)
+        return self.classes_[codes.cpu().numpy()]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities: ``sigmoid`` of the logit (binary) or ``softmax`` of the logits.
+
+        Args:
+            X: rows, as for :meth:`fit`.
+
+        Returns:
+            Shape ``(n_rows, n_classes)``, columns in the order of ``classes_``.
+        """
+        outputs = self._outputs(X).double()
+        if outputs.shape[1] == 1:
+            p = torch.sigmoid(outputs[:, 0]).cpu().numpy()
+            return np.column_stack([1.0 - p, p])
+        return torch.softmax(outputs, dim=1).cpu().numpy()
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """``log(predict_proba(X))``, computed stably from the logits.
+
+        Args:
+            X: rows, as for :meth:`fit`.
+
+        Returns:
+            Shape ``(n_rows, n_classes)``.
+        """
+        outputs = self._outputs(X).double()
+        if outputs.shape[1] == 1:
+            z = outputs[:, 0]
+            pair = [torch.nn.functional.logsigmoid(-z), torch.nn.functional.logsigmoid(z)]
+            return torch.stack(pair, dim=1).cpu().numpy()
+        return torch.log_softmax(outputs, dim=1).cpu().numpy()
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """A regularized multilayer perceptron regressor (scikit-learn API).
+
+    Minimizes ``mean((y - f(x))**2)`` (no 1/2) plus the penalty with the Keras meaning.
+    With ``hidden_layer_sizes=()`` and ``penalty="l2"`` this is ridge regression on the
+    standardized inputs: ``Ridge(alpha=n_rows * strength)``; with ``penalty="l1"`` it is
+    ``Lasso(alpha=strength / 2)`` (use ``mode="proximal"`` for exact zeros).
+
+    The parameters and attributes are those of :class:`MLPClassifier` (without
+    ``classes_``); the scores in ``history_`` are R².
+
+    Example:
+        >>> from sklearn.datasets import make_regression
+        >>> X, y = make_regression(80, 4, noise=1.0, random_state=0)
+        >>> reg = MLPRegressor((), strength=1e-3, epochs=300, learning_rate=0.05,
+        ...                    random_state=0).fit(X, y)
+        >>> reg.score(X, y) > 0.99
+        True
+    """
+
+    _task = REGRESSION
+
+    def _encode_y(self, y: np.ndarray, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        values = np.asarray(y, dtype=np.float64).reshape(-1)
+        return values, None
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted value of each row.
+
+        Args:
+            X: rows, as for :meth:`fit`.
+
+        Returns:
+            Shape ``(n_rows,)``, float64.
+        """
+        return self._outputs(X)[:, 0].double().cpu().numpy()

@@ -1,0 +1,86 @@
+"""``shrinkage tune``: results.csv, the refit model, the table; bad input writes nothing."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shrinkage.cli import main
+from shrinkage.persistence import load
+
+FAST = ["--hidden", "6", "--epochs", "3", "--batch-size", "16", "--folds", "3", "--quiet"]
+
+
+@pytest.fixture()
+def table(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=45),
+            "b": rng.normal(scale=50, size=45),
+            "color": rng.choice(["red", "blue"], size=45),
+        }
+    )
+    frame["y"] = np.where(frame["a"] + (frame["color"] == "red") > 0.5, "yes", "no")
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run(argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    return info.value.code
+
+
+def test_tune_writes_results_and_model(table, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [str(table), "--target", "y", "--strengths", "0.001,0.1", "-o", str(out)]
+    main(["tune", *argv, "--kinds", "l2,l1", "--placements", "all,output,0", *FAST])
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 2 * 3 * 2
+    assert set(results["param_kind"]) == {"l2", "l1"}
+    assert set(results["param_placement"].astype(str)) == {"all", "output", "0"}
+    assert results["rank_test_score"].min() == 1
+    assert sorted(p.name for p in (out / "chunks").iterdir()) == ["grid-chunk-00000.json"]
+    model = load(out / "model")
+    assert set(model.classes_) == {"yes", "no"}
+    assert model.predict(pd.read_csv(table).drop(columns="y")).shape == (45,)
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_tune_prints_the_top_table(table, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["tune", str(table), "--target", "y", "--strengths", "0.001,0.1", "-o", str(out)]
+    main([*argv, *[a for a in FAST if a != "--quiet"], "--top", "1"])
+    printed = capsys.readouterr().out
+    assert "Top 1 of 2 configurations (accuracy)" in printed
+    assert "Best: l2 strength=" in printed and str(out / "results.csv") in printed
+
+
+BAD = [
+    (["--target", "nope"], "column"),
+    (["--target", "y", "--kinds", "l3"], "The 'kinds' entries must be among"),
+    (["--target", "y", "--strengths", "a,b"], "The '--strengths' option must be comma-separated"),
+    (["--target", "y", "--hidden", "0,x"], "The '--hidden' option must be comma-separated"),
+    (["--target", "y", "--folds", "1"], "The 'folds' parameter must be an integer >= 2."),
+    (["--target", "y", "--max-memory", "10"], "The 'max_memory' parameter is too small"),
+    (["--target", "y", "--lr", "-1"], "The 'learning_rate' parameter must be a float"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(table, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    code = run(["tune", str(table), "--strengths", "0.01", "-o", str(out), *FAST, *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_file_is_refused(tmp_path, capsys):
+    code = run(["tune", str(tmp_path / "none.csv"), "--target", "y", "-o", str(tmp_path / "o")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"Error: The data file {str(tmp_path / 'none.csv')!r} does not exist."
+    )

@@ -1,0 +1,206 @@
+"""The dask.distributed backend: chunks on a real 2-process LocalCluster, same results.
+
+Each worker process runs torch with 1 thread (``n_threads=1``), as the local search does
+under tests/conftest.py, so floating-point sums run in the same order on both sides and
+``cv_results_`` must match exactly, the times aside.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+
+from shrinkage.checkpoint import run_chunks
+from shrinkage.distributed import INSTALL, connect, require_distributed
+from shrinkage.errors import ShrinkageError
+from shrinkage.estimators import MLPClassifier
+from shrinkage.search import SearchCV, run_chunk
+
+needs_dask = pytest.mark.skipif(
+    find_spec("distributed") is None, reason=f"dask.distributed is not installed ({INSTALL})"
+)
+
+TIMES = ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time")
+MISSING = (
+    "The dask backend needs dask.distributed, which is not installed; install it with: "
+    "pip install shrinkage[distributed]"
+)
+
+
+def _data():
+    X, y = make_classification(40, 4, n_informative=3, n_redundant=0, random_state=1)
+    return X, y
+
+
+def _search(**kw):
+    estimator = MLPClassifier(hidden_layer_sizes=(5,), epochs=3, batch_size=8, learning_rate=0.05)
+    params = dict(strengths=[1e-4, 1e-2, 1.0], placements=("all", "output"), cv=2)
+    params.update(random_state=3, refit=False)
+    params.update(kw)
+    return SearchCV(estimator, **params)
+
+
+def _max_memory(per_chunk: int) -> int:
+    """A budget that puts ``per_chunk`` candidates in each chunk."""
+    X, y = _data()
+    search = _search()
+    per, shared = search._bytes(search.prepare(X, y).data)
+    return shared + per_chunk * per
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@needs_dask
+def test_dask_backend_gives_the_local_cv_results(client):
+    X, y = _data()
+    memory = _max_memory(4)  # 12 candidates: 3 chunks
+    local = _search(max_memory=memory).fit(X, y)
+    remote = _search(max_memory=memory, backend="dask", client=client, n_threads=1).fit(X, y)
+    assert local.chunking_["n_chunks"] == remote.chunking_["n_chunks"] == 3
+    assert local.cv_results_.keys() == remote.cv_results_.keys()
+    for key, expected in local.cv_results_.items():
+        if key not in TIMES:
+            np.testing.assert_array_equal(remote.cv_results_[key], expected, err_msg=key)
+    assert remote.best_params_ == local.best_params_
+    assert np.isfinite(remote.cv_results_["mean_test_score"]).all()
+
+
+def _die_once(data, specs, keep_states=False, progress=None, *, marker_dir):
+    """run_chunk, except that the first attempt at chunk 0 kills its worker process."""
+    marker = Path(marker_dir) / "killed"
+    if specs[0].index == 0 and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_chunk(data, specs, keep_states=keep_states)
+
+
+@needs_dask
+def test_a_worker_that_dies_mid_chunk_loses_nothing(client, tmp_path):
+    import cloudpickle
+
+    # the workers cannot import this test module: ship the wrapper by value
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    X, y = _data()
+    plan = _search().prepare(X, y)
+    chunks = [plan.specs[i : i + 4] for i in range(0, len(plan.specs), 4)]
+    finished: list = []
+    rows, _ = run_chunks(
+        plan.data,
+        chunks,
+        stage="grid",
+        backend="dask",
+        client=client,
+        n_threads=1,
+        retries=1,
+        function=functools.partial(_die_once, marker_dir=str(tmp_path)),
+        checkpoint=tmp_path / "chunks",
+        fingerprint=plan.fingerprint,
+        progress=lambda c, epoch: finished.append(c),
+    )
+    assert (tmp_path / "killed").exists()  # a worker really died running chunk 0
+    assert int((tmp_path / "killed").read_text()) != os.getpid()
+    assert sorted(finished) == [0, 1, 2]
+    assert len(list((tmp_path / "chunks").glob("grid-chunk-*.json"))) == 3
+    expected, _ = run_chunks(plan.data, chunks, stage="grid")
+    assert [r["candidate"] for r in rows] == list(range(12))
+    for got, want in zip(rows, expected):
+        assert {k: v for k, v in got.items() if not k.endswith("_time")} == {
+            k: v for k, v in want.items() if not k.endswith("_time")
+        }
+
+
+def test_missing_dask_gives_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now fails
+    with pytest.raises(ShrinkageError) as caught:
+        require_distributed()
+    assert str(caught.value) == MISSING
+    X, y = _data()
+    with pytest.raises(ShrinkageError) as caught:
+        _search(backend="dask", client=object()).fit(X, y)
+    assert str(caught.value) == MISSING
+
+
+def test_dask_backend_without_a_client_is_refused():
+    X, y = _data()
+    with pytest.raises(ShrinkageError) as caught:
+        _search(backend="dask").fit(X, y)
+    assert str(caught.value) == (
+        "The dask backend needs a client: pass client=dask.distributed.Client(...) "
+        "(CLI: --scheduler ADDRESS)."
+    )
+
+
+@pytest.fixture()
+def table(tmp_path):
+    X, y = _data()
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(y=y)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    return tmp_path / "data.csv"
+
+
+TUNE = ["--strengths", "0.001,0.1", "--hidden", "5", "--epochs", "3", "--folds", "2"]
+TUNE += ["--batch-size", "8", "--threads", "1", "--quiet"]
+
+
+@needs_dask
+def test_tune_with_a_scheduler_writes_the_local_results(client, table, tmp_path):
+    from shrinkage.cli import main
+
+    argv = ["tune", str(table), "--target", "y", *TUNE]
+    main([*argv, "-o", str(tmp_path / "local")])
+    main([*argv, "-o", str(tmp_path / "dask"), "--scheduler", client.scheduler.address])
+    local = pd.read_csv(tmp_path / "local" / "results.csv")
+    remote = pd.read_csv(tmp_path / "dask" / "results.csv")
+    columns = [c for c in local.columns if c not in TIMES]
+    pd.testing.assert_frame_equal(remote[columns], local[columns])
+    assert (tmp_path / "dask" / "model" / "weights.safetensors").is_file()
+
+
+def test_tune_with_a_scheduler_but_no_dask_says_how_to_install(
+    table, tmp_path, monkeypatch, capsys
+):
+    from shrinkage.cli import main
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    argv = ["tune", str(table), "--target", "y", *TUNE, "-o", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--scheduler", "tcp://127.0.0.1:1"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == f"Error: {MISSING}\n"
+    assert not (tmp_path / "out").exists()
+
+
+@needs_dask
+@pytest.mark.parametrize("address", ["", "   ", None])
+def test_connect_refuses_a_blank_address(address):
+    with pytest.raises(ShrinkageError) as caught:
+        connect(address)
+    assert str(caught.value) == (
+        "The 'scheduler' address must be a string such as 'tcp://host:8786'. Got "
+        f"{address!r} instead."
+    )

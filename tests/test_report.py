@@ -1,0 +1,417 @@
+"""shrinkage.report and ``shrinkage report``: one self-contained HTML file from a search, a
+results directory or a single estimator; metadata round trip; atomic writes; errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.datasets import make_moons
+
+from shrinkage import report as R
+from shrinkage.cli import main
+from shrinkage.diagnosis import best_index
+from shrinkage.errors import ShrinkageError
+from shrinkage.estimators import MLPClassifier
+from shrinkage.persistence import save
+from shrinkage.search import SearchCV
+
+FIGURES = [
+    "validation curve",
+    "regularization path",
+    "placement study",
+    "weight histograms",
+    "learning curves",
+    "decision boundary",
+]
+SECTIONS = [
+    "Chosen configuration",
+    "Diagnosis",
+    "Figures",
+    "Data",
+    "Search space",
+    "The convention of λ",
+    "The chosen model",
+    "Best configurations by CV score",
+]
+
+
+class Page(HTMLParser):
+    """Collects what a browser would fetch or run: tags, attributes, headings, text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.headings: list[str] = []
+        self._in_h2 = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_h2 = tag == "h2"
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data)
+
+    def attrs(self, tag: str) -> list[dict[str, str]]:
+        return [a for t, a in self.tags if t == tag]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A small search on two moons, saved as `shrinkage tune` would, with its report."""
+    X, y = make_moons(60, noise=0.25, random_state=0)
+    estimator = MLPClassifier((8,), epochs=20, batch_size=60, learning_rate=0.05)
+    search = SearchCV(
+        estimator,
+        strengths=[1e-3, 1e-2, 1e-1, 1.0],
+        placements=("all", "output"),
+        cv=2,
+        random_state=0,
+    ).fit(X, y)
+    out = tmp_path_factory.mktemp("tuned")
+    search.results_frame().to_csv(out / "results.csv", index=False)
+    save(search.best_estimator_, out / "model")
+    data = R.describe_data(X, y, source="make_moons(60)", task="classification")
+    path = R.write_tune_report(out, search, X, y, data=data, title="two moons")
+    return {"search": search, "out": out, "path": path, "X": X, "y": y}
+
+
+def check_self_contained(text: str) -> Page:
+    page = Page(text)
+    assert not page.attrs("script") and not page.attrs("link") and not page.attrs("iframe")
+    assert not re.search(r"(?i)\b(src|href)\s*=\s*[\"']?(https?:|//)", text)
+    assert "url(" not in text  # no CSS fetches either
+    metas = page.attrs("meta")
+    assert {"name": "viewport", "content": "width=device-width, initial-scale=1"} in metas
+    csp = [m["content"] for m in metas if m.get("http-equiv") == "Content-Security-Policy"]
+    assert csp == ["default-src 'none'; img-src data:; style-src 'unsafe-inline'"]
+    for img in page.attrs("img"):
+        prefix = "data:image/png;base64,"
+        assert img["src"].startswith(prefix)
+        picture = Image.open(io.BytesIO(base64.b64decode(img["src"][len(prefix) :])))
+        assert picture.format == "PNG"
+        assert (picture.width, picture.height) == (int(img["width"]), int(img["height"]))
+        assert np.asarray(picture.convert("L")).std() > 5  # not a blank canvas
+    return page
+
+
+def test_tune_report_is_one_self_contained_file(tuned):
+    path = tuned["path"]
+    assert path == tuned["out"] / "report.html"
+    page = check_self_contained(path.read_text(encoding="utf-8"))
+    assert [img["alt"] for img in page.attrs("img")] == FIGURES
+    assert page.headings == SECTIONS
+    assert sorted(os.listdir(tuned["out"])) == [
+        "baseline.safetensors",
+        "chunks",
+        "model",
+        "report.html",
+        "results.csv",
+        "search.json",
+    ] or sorted(os.listdir(tuned["out"])) == [
+        "baseline.safetensors",
+        "model",
+        "report.html",
+        "results.csv",
+        "search.json",
+    ]
+
+
+def test_report_states_data_search_choice_and_convention(tuned):
+    text = tuned["path"].read_text(encoding="utf-8")
+    search = tuned["search"]
+    best = search.best_params_
+    assert "<title>two moons</title>" in text
+    assert f'<div class="value">{best["placement"]}</div>' in text
+    assert f'<div class="value">{best["strength"]:.4g}</div>' in text
+    # data description and search space
+    assert "<td>make_moons(60)</td>" in text and "<td>0: 30, 1: 30</td>" in text
+    assert "<td>0.001, 0.01, 0.1, 1</td>" in text and "<td>all, output</td>" in text
+    assert "<td>best mean CV score</td>" in text and "<td>accuracy</td>" in text
+    # the convention, with the course's lambda for m = 60 rows: 2 * 60 * strength
+    assert "J = mean loss + λ·Σw²" in text
+    assert f"<td>{2 * 60 * best['strength']:.4g} (m = 60)</td>" in text
+    assert f"<td>{2 * best['strength']:.4g}</td>" in text
+    # the diagnosis of the chosen row, as diagnose_search reads it
+    from shrinkage.diagnosis import diagnose_search
+
+    verdict = diagnose_search(search).verdict
+    assert f'">{verdict}</span>' in text
+    assert "1% train vs 11% validation error is high variance" in text
+
+
+def test_metadata_round_trip(tuned):
+    inputs = R.load_report_inputs(tuned["out"])
+    search = tuned["search"]
+    assert inputs.chosen_index == search.best_index_
+    assert inputs.title == "two moons"
+    assert inputs.data["rows"] == 60 and inputs.data["task"] == "classification"
+    assert inputs.search_space["placements"] == ["all", "output"]
+    assert inputs.search_space["scoring"] == "accuracy"
+    np.testing.assert_allclose(inputs.X, tuned["X"], atol=1e-6)
+    np.testing.assert_array_equal(inputs.y, tuned["y"])
+    chosen = search.best_estimator_
+    assert [w.shape for w in inputs.baseline.values()] == [
+        w["weight"].shape for w in chosen.layer_weights_
+    ]
+    # the baseline is the unregularized twin: same seed, strength 0, so different weights
+    assert not np.allclose(inputs.baseline["layers.1.weight"], chosen.layer_weights_[1]["weight"])
+    assert [a["layer"] for a in inputs.activations] == [0]
+    np.testing.assert_allclose(
+        inputs.estimator.predict_proba(tuned["X"]), chosen.predict_proba(tuned["X"]), atol=1e-6
+    )
+    meta = json.loads((tuned["out"] / "search.json").read_text())
+    assert (meta["format"], meta["version"]) == ("shrinkage.search-metadata", 1)
+
+
+def test_fit_baseline_keeps_everything_but_the_strength(tuned):
+    chosen = tuned["search"].best_estimator_
+    twin = R.fit_baseline(chosen, tuned["X"], tuned["y"])
+    assert twin.strength == 0.0
+    params = {k: v for k, v in chosen.get_params().items() if k != "strength"}
+    assert {k: v for k, v in twin.get_params().items() if k != "strength"} == params
+
+
+def test_cli_rebuilds_the_report_from_the_directory(tuned, tmp_path, capsys):
+    target = tmp_path / "again.html"
+    main(["report", str(tuned["out"]), "-o", str(target), "--title", "rebuilt"])
+    assert capsys.readouterr().out.strip() == str(target)
+    text = target.read_text(encoding="utf-8")
+    page = check_self_contained(text)
+    assert [img["alt"] for img in page.attrs("img")] == FIGURES
+    assert "<title>rebuilt</title>" in text
+    original = tuned["path"].read_text(encoding="utf-8")
+    card = re.compile(r'<div class="cards">.*?</section>', re.S)
+    assert card.search(text)[0] == card.search(original)[0]  # same chosen configuration
+
+
+def test_cli_default_output_and_errors(tuned, tmp_path, capsys, no_figures):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "results.csv").write_bytes((tuned["out"] / "results.csv").read_bytes())
+    main(["report", str(copy)])
+    assert capsys.readouterr().out.strip() == str(copy / "report.html")
+    text = (copy / "report.html").read_text(encoding="utf-8")
+    check_self_contained(text)
+    # No model and no metadata: the search alone, with the best row as the choice.
+    best = tuned["search"].cv_results_["param_strength"][best_index(tuned["search"])]
+    assert f'<div class="value">{best:.4g}</div>' in text
+    assert "The chosen model" not in text
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"Error: The results directory {str(tmp_path / 'missing')!r} does not exist.\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "Error: Missing argument 'RESULTS_DIR'; see 'shrinkage report --help'.\n"
+    )
+
+
+def test_single_estimator_report(tmp_path):
+    X, y = make_moons(40, noise=0.2, random_state=1)
+    est = MLPClassifier((6,), epochs=8, early_stopping=True, validation_fraction=0.25).fit(X, y)
+    path = R.build_report(est, tmp_path / "one.html", X=X, y=y)
+    text = path.read_text(encoding="utf-8")
+    page = check_self_contained(text)
+    assert [img["alt"] for img in page.attrs("img")] == [
+        "weight histograms",
+        "learning curves",
+        "decision boundary",
+    ]
+    assert "No search: a single fit." in text
+    assert "refit model, last epoch (validation rows)" in text  # diagnosed from history_
+
+
+@pytest.fixture
+def no_figures(monkeypatch):
+    """For tests of the text: drawing the figures is most of a report's time."""
+    monkeypatch.setattr(R, "_figures_html", lambda inputs: "")
+
+
+def test_scoring_that_is_not_an_error_rate_is_not_diagnosed(tuned, tmp_path, no_figures):
+    path = R.build_report(
+        tuned["search"], tmp_path / "r.html", search_space={"scoring": "neg_log_loss"}
+    )
+    text = path.read_text(encoding="utf-8")
+    assert (
+        "The search scored with neg_log_loss, which is not an error rate or R²; the "
+        "cross-validated scores are not diagnosed."
+    ) in text
+
+
+def test_title_and_values_are_escaped(tmp_path, no_figures):
+    frame = pd.DataFrame(
+        {"param_strength": [0.1], "param_kind": ["<b>l2</b>"], "mean_test_score": [0.9]}
+    )
+    path = R.build_report(None, tmp_path / "r.html", results=frame, title="<script>x</script>")
+    text = path.read_text(encoding="utf-8")
+    assert "<script>" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
+    assert "&lt;b&gt;l2&lt;/b&gt;" in text and "<b>l2</b>" not in text
+
+
+def test_write_atomic_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "report.html"
+    R.write_atomic(target, "old")
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    def broken(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(R.os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        R.write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["report.html"]  # the temporary file is gone
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _dir_without_results(tmp_path: Path) -> str:
+    (tmp_path / "empty").mkdir()
+    return str(tmp_path / "empty")
+
+
+def _bad_metadata(tmp_path: Path) -> str:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    pd.DataFrame({"mean_test_score": [0.5]}).to_csv(folder / "results.csv", index=False)
+    (folder / "search.json").write_text("{nope")
+    return str(folder)
+
+
+# (id, call given tmp_path, exact message; {tmp} is tmp_path)
+BAD_INPUTS = [
+    (
+        "missing directory",
+        lambda t: R.build_report(str(t / "nope")),
+        "The results directory '{tmp}/nope' does not exist.",
+    ),
+    (
+        "no results.csv",
+        lambda t: R.build_report(_dir_without_results(t)),
+        "The results directory '{tmp}/empty' has no results.csv; run 'shrinkage tune' to "
+        "create it.",
+    ),
+    (
+        "bad search.json",
+        lambda t: R.build_report(_bad_metadata(t)),
+        "The file '{tmp}/bad/search.json' is not valid JSON: Expecting property name enclosed "
+        "in double quotes: line 1 column 2 (char 1).",
+    ),
+    (
+        "no path for an object",
+        lambda t: R.build_report(MLPClassifier()),
+        "The 'path' parameter is required unless 'source' is a directory.",
+    ),
+    (
+        "nothing to report",
+        lambda t: R.build_report(None, t / "r.html"),
+        "There is nothing to report: give search results or an estimator.",
+    ),
+    (
+        "unknown source",
+        lambda t: R.build_report(3.5, t / "r.html"),
+        "The 'source' parameter must be a results directory, a fitted search or a fitted "
+        "estimator. Got float instead.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call, message", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_inputs(tmp_path, call, message):
+    with pytest.raises(ShrinkageError) as err:
+        call(tmp_path)
+    assert str(err.value) == message.format(tmp=tmp_path)
+
+
+def test_demo_report_compares_the_two_networks(tuned, tmp_path):
+    X, y = tuned["X"], tuned["y"]
+    X_train, y_train, X_test, y_test = X[:30], y[:30], X[30:], y[30:]
+    shared = dict(hidden_layer_sizes=(8,), epochs=30, batch_size=30, random_state=0)
+    free = MLPClassifier(penalty="none", **shared).fit(X_train, y_train)
+    chosen = MLPClassifier(strength=0.01, placement="hidden", **shared).fit(X_train, y_train)
+    path = R.write_demo_report(
+        tmp_path / "demo.html",
+        chosen,
+        free,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+    )
+    text = path.read_text(encoding="utf-8")
+    page = check_self_contained(text)
+    assert [img["alt"] for img in page.attrs("img")] == FIGURES[3:]
+    boundary = page.attrs("img")[-1]
+    assert (boundary["width"], boundary["height"]) == ("1000", "420")  # two panels
+    assert "<td>unregularized: train vs test accuracy</td>" in text
+    assert "<td>chosen: train vs test accuracy</td>" in text
+    assert '<div class="value">hidden</div>' in text and '<div class="value">0.01</div>' in text
+    assert "<td>30</td>" in text and "<td>test rows</td><td>30</td>" in text
+
+
+def test_cards_describe_the_shown_model_when_it_is_not_the_searched_choice(tuned, no_figures):
+    search = tuned["search"]
+    own = MLPClassifier((4,), strength=0.5, placement="hidden", epochs=1)
+    own.fit(tuned["X"], tuned["y"])
+    inputs = R.ReportInputs(results=search.results_frame(), estimator=own)
+    text = R.render_html(inputs)
+    cards = text.split("</section>")[0]
+    assert '<div class="value">hidden</div>' in cards and '<div class="value">0.5</div>' in cards
+    assert "CV score" not in cards  # the search's score is not this model's
+    best = search.best_params_
+    assert (
+        f"<td>the search&#x27;s choice (l2 λ={best['strength']:.4g} on {best['placement']}), "
+        "cross-validated</td>"
+    ) in text
+    inputs.estimator = search.best_estimator_
+    cards = R.render_html(inputs).split("</section>")[0]
+    assert "CV score" in cards
+
+
+def test_tune_report_on_a_table_with_a_categorical_column(tmp_path, no_figures):
+    X, y = make_moons(40, noise=0.2, random_state=2)
+    frame = pd.DataFrame({"u": X[:, 0], "v": X[:, 1], "color": ["red", "blue"] * 20})
+    search = SearchCV(
+        MLPClassifier((4,), epochs=5, batch_size=40),
+        strengths=[0.01, 0.1],
+        cv=2,
+        random_state=0,
+    ).fit(frame, y)
+    path = R.write_tune_report(tmp_path, search, frame, pd.Series(y, name="label"))
+    assert path.is_file()
+    meta = json.loads((tmp_path / "search.json").read_text())
+    assert "points" not in meta  # three columns, one of them text: no plane to draw
+    assert meta["data"] == {
+        "rows": 40,
+        "features": 3,
+        "feature_names": ["u", "v", "color"],
+        "task": "classification",
+        "classes": {"0": 20, "1": 20},
+    }
+    assert [row["units"] for row in meta["activations"]] == [4]

@@ -1,0 +1,461 @@
+"""SearchCV: the grid, the folds, the choice, the refit; a candidate equals the estimator alone."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import make_classification, make_regression
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
+from sklearn.model_selection import KFold
+
+from shrinkage.batched import TrainSettings
+from shrinkage.errors import ShrinkageError
+from shrinkage.estimators import MLPClassifier, MLPRegressor
+from shrinkage.models import MLP
+from shrinkage.search import (
+    SearchCV,
+    _choose,
+    _scores,
+    default_strengths,
+    parse_memory,
+    plan_chunks,
+    run_chunk,
+    tune_demo,
+)
+
+
+def _classification(n=50, classes=2, seed=0):
+    X, y = make_classification(
+        n, 5, n_informative=3, n_redundant=0, n_classes=classes, random_state=seed
+    )
+    X[:, 0] = 100 * X[:, 0] + 7  # unscaled: the per-fold standardization matters
+    return X, y
+
+
+def _estimator(**kw):
+    params = dict(hidden_layer_sizes=(6,), epochs=4, batch_size=8, learning_rate=0.02)
+    params.update(kw)
+    return MLPClassifier(**params)
+
+
+def _search(**kw):
+    params = dict(strengths=[1e-3, 0.1], placements=("all", "output"), cv=3, random_state=0)
+    params.update(kw)
+    return SearchCV(params.pop("estimator", _estimator()), **params)
+
+
+@pytest.mark.parametrize(
+    "optimizer, mode", [("adam", "gradient"), ("sgd", "gradient"), ("adam", "proximal")]
+)
+def test_each_candidate_equals_the_estimator_fitted_alone_on_its_fold(optimizer, mode):
+    X, y = _classification(50, classes=3)
+    estimator = _estimator(optimizer=optimizer, mode=mode)
+    search = _search(estimator=estimator, kinds=("l2", "l1", "elastic_net"), l1_ratios=(0.3,), cv=3)
+    plan = search.prepare(X, y)
+    result = run_chunk(plan.data, plan.specs, keep_states=True)
+    assert len(plan.specs) == 36
+    # Every fold, kind and placement appear among every fifth candidate.
+    for spec, state in list(zip(plan.specs, result.states))[::5]:
+        train = plan.data.folds[spec.fold][0]
+        alone = _estimator(
+            optimizer=optimizer,
+            mode=mode,
+            penalty=spec.kind,
+            strength=spec.strength,
+            l1_ratio=spec.l1_ratio,
+            placement=spec.placement,
+            random_state=spec.seed,
+        ).fit(X[train], y[train])
+        for name, tensor in alone.model_.state_dict().items():
+            np.testing.assert_allclose(state[name], tensor.numpy(), atol=1e-5, rtol=0)
+
+
+def test_validation_rows_never_reach_a_candidate():
+    X, y = _classification(40)
+    rows = np.arange(40)
+    train, test = rows[rows % 4 != 0], rows[rows % 4 == 0]
+    estimator = MLPRegressor(hidden_layer_sizes=(5,), epochs=3, batch_size=8)
+    options = dict(estimator=estimator, cv=[(train, test)], scoring="neg_mean_squared_error")
+    clean = _search(**options).fit(X, y.astype(float))
+    X_bad, y_bad = X.copy(), y.astype(float)
+    X_bad[test] = 1e6  # would move every fold statistic if it leaked into standardization
+    y_bad[test] = 1e9 * np.arange(len(test))  # would blow up any weight it reached
+    dirty = _search(**options).fit(X_bad, y_bad)
+    a, b = clean.cv_results_, dirty.cv_results_
+    for key in ("split0_train_score", "weight_l2_layer0", "weight_l2_layer1"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert np.all(b["split0_test_score"] < a["split0_test_score"])
+
+
+def test_same_random_state_same_results_and_other_state_other_folds():
+    X, y = _classification()
+    first = _search(refit=False).fit(X, y)
+    again = _search(refit=False).fit(X, y)
+    other = _search(refit=False, random_state=1).fit(X, y)
+    for key, value in first.cv_results_.items():
+        if key.endswith("_time"):
+            continue
+        np.testing.assert_array_equal(value, again.cv_results_[key], err_msg=key)
+    assert first.seeds_ == again.seeds_ != other.seeds_
+    assert not all(
+        np.array_equal(a[0], b[0]) for a, b in zip(first.folds_, other.folds_, strict=True)
+    )
+
+
+def test_candidates_of_a_fold_share_their_seed_and_folds_differ():
+    plan = _search().prepare(*_classification())
+    by_fold = {}
+    for spec in plan.specs:
+        by_fold.setdefault(spec.fold, set()).add(spec.seed)
+    assert all(len(seeds) == 1 for seeds in by_fold.values())
+    assert len({seeds.pop() for seeds in by_fold.values()}) == 3
+
+
+def test_chunking_gives_the_results_of_one_chunk():
+    X, y = _classification()
+    whole = _search(refit=False).fit(X, y)
+    plan = _search().prepare(X, y)
+    per, shared = _search()._bytes(plan.data)
+    chunked = _search(refit=False, max_memory=shared + 3 * per).fit(X, y)
+    assert whole.chunking_["n_chunks"] == 1
+    assert chunked.chunking_["n_chunks"] == 4 and chunked.chunking_["candidates_per_chunk"] == 3
+    for key, value in whole.cv_results_.items():
+        if key.endswith("_time") or value.dtype == object:
+            continue
+        np.testing.assert_allclose(value, chunked.cv_results_[key], atol=1e-6, err_msg=key)
+
+
+def test_cv_results_columns_shapes_and_best():
+    X, y = _classification()
+    search = _search(kinds=("l2", "elastic_net"), l1_ratios=(0.2, 0.8)).fit(X, y)
+    r = search.cv_results_
+    n = 3 * 2 * 2  # (l2 + two elastic-net ratios) x two placements x two strengths
+    assert all(len(v) == n for v in r.values())
+    expected = {
+        "param_kind",
+        "param_strength",
+        "param_l1_ratio",
+        "param_placement",
+        "params",
+        "stage",
+        "mean_test_score",
+        "std_test_score",
+        "rank_test_score",
+        "mean_train_score",
+        "std_train_score",
+        "mean_fit_time",
+        "std_fit_time",
+        "mean_score_time",
+        "std_score_time",
+        "n_diverged",
+        "status",
+        "failure",
+        *(f"split{i}_{s}_score" for i in range(3) for s in ("test", "train")),
+        *(f"{m}_layer{i}" for i in range(2) for m in ("weight_l2", "sparsity")),
+    }
+    assert set(r) == expected
+    splits = np.column_stack([r[f"split{i}_test_score"] for i in range(3)])
+    np.testing.assert_allclose(r["mean_test_score"], splits.mean(axis=1))
+    np.testing.assert_allclose(r["std_test_score"], splits.std(axis=1))
+    assert np.isnan(r["param_l1_ratio"][r["param_kind"] == "l2"]).all()
+    assert set(r["param_l1_ratio"][r["param_kind"] == "elastic_net"]) == {0.2, 0.8}
+    assert r["rank_test_score"][search.best_index_] == 1
+    assert search.best_score_ == r["mean_test_score"].max()
+    assert search.best_params_ == r["params"][search.best_index_]
+    frame = search.results_frame()
+    assert isinstance(frame, pd.DataFrame) and len(frame) == n and "params" not in frame
+
+
+def test_refit_is_the_estimator_with_the_chosen_configuration():
+    X, y = _classification()
+    search = _search().fit(X, y)
+    best = search.best_estimator_
+    assert isinstance(best, MLPClassifier)
+    assert best.penalty == search.best_params_["kind"]
+    assert best.strength == search.best_params_["strength"]
+    assert best.placement == search.best_params_["placement"]
+    assert best.random_state == search.refit_seed_
+    assert search.predict(X).shape == (50,)
+    assert search.score(X, y) == best.score(X, y)
+    assert search.best_model_ is best.model_
+
+
+def test_model_factory_path_matches_the_mlp_path():
+    X, y = _classification()
+    mlp = _search(refit=False).fit(X, y)
+    func = _search(model_factory=lambda: MLP(5, (6,), 1), refit=True).fit(X, y)
+    for key in ("mean_test_score", "mean_train_score", "weight_l2_layer0", "weight_l2_layer1"):
+        np.testing.assert_allclose(func.cv_results_[key], mlp.cv_results_[key], atol=1e-5)
+    assert func.best_estimator_ is None and isinstance(func.best_model_, MLP)
+
+
+def test_refine_adds_a_finer_grid_around_the_best_strength():
+    X, y = _classification()
+    search = _search(strengths=[1e-4, 1e-2, 1.0], refine=True, refine_points=3, refit=False)
+    search.fit(X, y)
+    r = search.cv_results_
+    refine = r["stage"] == "refine"
+    assert refine.sum() == 3 and (r["stage"] == "grid").sum() == 6
+    grid_best = np.argmax(np.where(refine, -np.inf, r["mean_test_score"]))
+    centre = r["param_strength"][grid_best]
+    np.testing.assert_allclose(
+        np.log10(r["param_strength"][refine]), np.log10(centre) + np.array([-4 / 3, 0, 4 / 3])
+    )
+    assert set(r["param_placement"][refine]) == {r["param_placement"][grid_best]}
+    assert refine[search.best_index_]
+
+
+ONE_SE_CASES = [
+    # strengths, mean scores, std of the best, one_se, chosen row
+    ([1e-3, 1e-2, 1e-1, 1.0], [0.80, 0.90, 0.88, 0.70], 0.05, False, 1),
+    ([1e-3, 1e-2, 1e-1, 1.0], [0.80, 0.90, 0.88, 0.70], 0.05, True, 2),
+    ([1e-3, 1e-2, 1e-1, 1.0], [0.80, 0.90, 0.88, 0.70], 0.001, True, 1),
+    ([1e-3, 1e-2, 1e-1, 1.0], [0.90, 0.90, 0.60, math.nan], 0.0, False, 1),
+]
+
+
+@pytest.mark.parametrize("strengths, means, std, one_se, chosen", ONE_SE_CASES)
+def test_choice_and_the_one_standard_error_rule(strengths, means, std, one_se, chosen):
+    results = {
+        "mean_test_score": np.array(means),
+        "std_test_score": np.full(4, std),
+        "param_strength": np.array(strengths),
+        "split0_test_score": np.zeros(4),
+        "split1_test_score": np.zeros(4),
+        "split2_test_score": np.zeros(4),
+        "split3_test_score": np.zeros(4),
+    }
+    # one standard error = std / sqrt(4 splits) = std / 2
+    assert _choose(results, np.arange(4), one_se) == chosen
+
+
+SCORE_CASES = [
+    ("accuracy", accuracy_score, "classification", 3),
+    ("balanced_accuracy", balanced_accuracy_score, "classification", 3),
+    ("neg_log_loss", None, "classification", 3),
+    ("accuracy", accuracy_score, "classification", 2),
+    ("neg_log_loss", None, "classification", 2),
+    ("r2", r2_score, "regression", None),
+    ("neg_mean_squared_error", mean_squared_error, "regression", None),
+    ("neg_root_mean_squared_error", None, "regression", None),
+    ("neg_mean_absolute_error", mean_absolute_error, "regression", None),
+]
+
+
+@pytest.mark.parametrize("scoring, metric, task, n_classes", SCORE_CASES)
+def test_scores_match_scikit_learn(scoring, metric, task, n_classes):
+    g = torch.Generator().manual_seed(0)
+    n_out = 1 if n_classes in (None, 2) else n_classes
+    outputs = torch.randn(2, 30, n_out, generator=g)
+    if task == "regression":
+        y = torch.randn(30, generator=g)
+    else:
+        y = torch.randint(0, n_classes, (30,), generator=g).float()
+    mask = torch.rand(2, 30, generator=g) > 0.3
+    settings = TrainSettings(task=task, n_classes=n_classes)
+    got = _scores(outputs, y, mask, scoring, settings)
+    for k in range(2):
+        m = mask[k].numpy()
+        truth, out = y.numpy()[m], outputs[k].double().numpy()[m]
+        if task == "regression":
+            pred = out[:, 0]
+            if metric is None:
+                expected = -math.sqrt(mean_squared_error(truth, pred))
+            else:
+                expected = metric(truth, pred)
+                expected = expected if scoring == "r2" else -expected
+        elif metric is not None:
+            pred = (out[:, 0] > 0).astype(int) if n_out == 1 else out.argmax(1)
+            expected = metric(truth.astype(int), pred)
+        else:
+            if n_out == 1:
+                p1 = 1 / (1 + np.exp(-out[:, 0]))
+                proba = np.column_stack([1 - p1, p1])
+            else:
+                e = np.exp(out - out.max(1, keepdims=True))
+                proba = e / e.sum(1, keepdims=True)
+            expected = -log_loss(truth.astype(int), proba, labels=list(range(n_classes)))
+        assert got[k] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_regression_search_with_kfold_splitter_and_validation_fraction():
+    X, y = make_regression(40, 4, noise=1.0, random_state=0)
+    estimator = MLPRegressor(hidden_layer_sizes=(), epochs=5, learning_rate=0.05, batch_size=16)
+    search = SearchCV(estimator, strengths=[1e-3], cv=KFold(4), refit=False, random_state=0).fit(
+        X, y
+    )
+    assert search.n_splits_ == 4 and search.scoring_ == "r2"
+    assert search.cv_results_["weight_l2_layer0"].shape == (1,)
+    holdout = SearchCV(estimator, strengths=[1e-3, 1e-1], validation_fraction=0.25, refit=False)
+    holdout.fit(X, y)
+    assert holdout.n_splits_ == 1 and len(holdout.folds_[0][1]) == 10
+
+
+def test_checkpoint_writes_each_chunk_atomically(tmp_path):
+    X, y = _classification()
+    plan = _search().prepare(X, y)
+    per, shared = _search()._bytes(plan.data)
+    search = _search(max_memory=shared + 6 * per, checkpoint_dir=tmp_path, refit=False)
+    search.fit(X, y)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["grid-chunk-00000.json", "grid-chunk-00001.json"]
+    payload = json.loads((tmp_path / files[1]).read_text())
+    assert payload["fingerprint"] == plan.fingerprint
+    assert [r["candidate"] for r in payload["rows"]] == list(range(6, 12))
+
+
+def test_progress_reports_every_epoch_of_every_chunk():
+    X, y = _classification()
+    seen = []
+    _search(refit=False).fit(X, y, progress=seen.append)
+    assert [(p.chunk, p.n_chunks, p.epoch, p.epochs) for p in seen] == [
+        (1, 1, e, 4) for e in range(1, 5)
+    ]
+
+
+def test_diverged_candidates_score_nan_and_rank_last():
+    X, y = _classification()
+    search = _search(
+        estimator=_estimator(optimizer="sgd", learning_rate=1e3, momentum=0.0),
+        strengths=[1e-3, 1e12],
+        refit=False,
+    ).fit(X, y)
+    r = search.cv_results_
+    blown = r["param_strength"] == 1e12
+    assert np.isnan(r["mean_test_score"][blown]).all() and (r["n_diverged"][blown] == 3).all()
+    assert (r["rank_test_score"][blown] > r["rank_test_score"][~blown].max()).all()
+
+
+def test_default_grid_is_thirteen_half_decades():
+    grid = default_strengths()
+    assert len(grid) == 13 and grid[0] == pytest.approx(1e-6) and grid[-1] == 1.0
+    np.testing.assert_allclose(np.diff(np.log10(grid)), 0.5)
+    plan = SearchCV(_estimator(), cv=3, random_state=0).prepare(*_classification())
+    assert len(plan.configs) == 13 and plan.chunking["n_candidates"] == 39
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("2GB", 2 * 10**9), ("512MiB", 512 * 2**20), (" 1.5 kb", 1500), (4096, 4096), ("1e3", 1000)],
+)
+def test_parse_memory(value, expected):
+    assert parse_memory(value) == expected
+
+
+def test_plan_chunks_balances_and_refuses_a_budget_below_one_candidate():
+    assert plan_chunks(10, 100, 50, 50 + 4 * 100) == (3, 4)
+    with pytest.raises(ShrinkageError, match="too small"):
+        plan_chunks(10, 100, 50, 120)
+
+
+def test_tune_demo_returns_params_accuracy_and_search():
+    X, y = _classification(40)
+    params, accuracy, search = tune_demo(
+        X[:30], y[:30], X[30:], y[30:], hidden=(8,), epochs=3, strengths=[1e-3, 1e-1]
+    )
+    assert set(params) == {"kind", "strength", "l1_ratio", "placement"}
+    assert 0 <= accuracy <= 1 and search.chunking_["n_candidates"] == 18
+
+
+BAD = [
+    (
+        dict(kinds=("l3",)),
+        "The 'kinds' entries must be among 'l2', 'l1', 'elastic_net' (the penalties the "
+        "batched engine stacks). Got 'l3' instead.",
+    ),
+    (
+        dict(strengths=[0.1, -1]),
+        "The 'strengths' parameter must be a finite float in the range [0, inf). Got -1 instead.",
+    ),
+    (
+        dict(placements=("inner",)),
+        "The 'placements' entries must be 'all', 'hidden', 'output' or tuples of layer "
+        "indices. Got 'inner' instead.",
+    ),
+    (
+        dict(placements=((0, 5),)),
+        "The 'placement' layer indices must be in [0, 2). Got [5] instead.",
+    ),
+    (
+        dict(l1_ratios=(1.5,)),
+        "The 'l1_ratios' entries must be floats in the range [0, 1]. Got 1.5 instead.",
+    ),
+    (
+        dict(scoring="r2"),
+        "The 'scoring' parameter 'r2' is for regression; this search is a classification. "
+        "Use 'accuracy', 'balanced_accuracy' or 'neg_log_loss'.",
+    ),
+    (
+        dict(max_memory="lots"),
+        "The 'max_memory' parameter must be a positive size such as '2GB', '512MiB' or a "
+        "number of bytes. Got 'lots' instead.",
+    ),
+    (dict(cv=1), "The 'folds' parameter must be an integer >= 2. Got 1 instead."),
+    (
+        dict(validation_fraction=1.0),
+        "The 'validation_fraction' parameter must be a float in the range (0, 1) or None. "
+        "Got 1.0 instead.",
+    ),
+    (
+        dict(estimator=_estimator(early_stopping=True)),
+        "The estimator's 'early_stopping' parameter must be False in a search: the folds "
+        "already hold out validation rows. Got True instead.",
+    ),
+    (
+        dict(estimator=_estimator(learning_rate=-1.0)),
+        "The 'learning_rate' parameter must be a float in the range (0, inf). Got -1.0 instead.",
+    ),
+    (
+        dict(random_state="seed"),
+        "The 'random_state' parameter must be an integer in [0, 2**32 - 1], a numpy "
+        "RandomState or None. Got 'seed' instead.",
+    ),
+    (dict(refine="yes"), "The 'refine' parameter must be True or False. Got 'yes' instead."),
+    (
+        dict(estimator="mlp"),
+        "The 'estimator' parameter must be an MLPClassifier, an MLPRegressor or None. "
+        "Got 'mlp' instead.",
+    ),
+]
+
+
+@pytest.mark.parametrize("params, message", BAD)
+def test_bad_parameters_raise_one_line(params, message):
+    with pytest.raises(ShrinkageError) as info:
+        _search(**params).fit(*_classification())
+    assert str(info.value) == message
+
+
+def test_bad_data_raises_one_line():
+    X, y = _classification()
+    with pytest.raises(ShrinkageError) as info:
+        _search().fit(X, y[:-1])
+    assert str(info.value) == (
+        "The 'X' and 'y' parameters must have the same number of rows. Got 50 and 49 instead."
+    )
+    with pytest.raises(ShrinkageError) as info:
+        _search().fit(X, np.zeros(50))
+    assert str(info.value) == "A classification search needs at least 2 classes in y; got one, 0.0."
+
+
+def test_numeric_fast_path_standardizes_exactly_as_the_preprocessor():
+    from shrinkage.data import Preprocessor
+    from shrinkage.search import _fold_features
+
+    X, _ = _classification()
+    X[:, 1] = 3.0  # a constant column is divided by 1
+    folds = [(np.arange(0, 30), np.arange(30, 50)), (np.arange(20, 50), np.arange(0, 20))]
+    fast = _fold_features(X, folds, impute=False)
+    for (train, _), block in zip(folds, fast, strict=True):
+        slow = Preprocessor().fit(X[train]).transform(X)
+        np.testing.assert_array_equal(block, slow)
