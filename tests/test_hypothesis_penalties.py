@@ -67,8 +67,8 @@ MAX_STRENGTH = 1e30
 
 
 def expected_strength(value: object) -> float | None:
-    """What the contract says: a number in [0, 1e30] (not a bool), else refused."""
-    if isinstance(value, bool | np.bool_):
+    """What the contract says: a number in [0, 1e30] (not a bool, not a string), else refused."""
+    if isinstance(value, bool | np.bool_ | str | bytes):
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -80,7 +80,7 @@ def expected_strength(value: object) -> float | None:
 def strength_message(name: str, value: object) -> str:
     """The documented message for a refused strength."""
     try:
-        finite = math.isfinite(float(value))  # type: ignore[arg-type]
+        finite = not isinstance(value, str | bytes) and math.isfinite(float(value))  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         finite = False
     if finite and not isinstance(value, bool | np.bool_) and float(value) > 0:
@@ -97,7 +97,7 @@ def strength_message(name: str, value: object) -> str:
 @example(case=0, value=10**400)  # float() overflows: once an OverflowError escaped
 @example(case=1, value=Fraction(10**400, 3))
 @example(case=2, value=Decimal("sNaN"))
-@example(case=3, value="0.5")  # a numeric string converts, as float() does
+@example(case=3, value="0.5")  # a numeric string is refused, as Keras and scikit-learn do
 @example(case=0, value=1e308)  # once L1(1e308) gave a NaN penalty at w == 0
 @example(case=1, value=1.7014117838986683e38)  # once: 2 * l2 overflowed, NaN gradient
 @example(case=1, value=1e30)

@@ -10,6 +10,7 @@ from shrinkage.compact import compact, dead_units
 from shrinkage.constraints import Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm
 from shrinkage.constraints import get as get_constraint
 from shrinkage.errors import ShrinkageError
+from shrinkage.estimators import MLPClassifier, MLPRegressor
 from shrinkage.penalties import (
     L1,
     L2,
@@ -24,9 +25,16 @@ from shrinkage.penalties import (
     from_torch_weight_decay,
 )
 from shrinkage.penalties import get as get_penalty
+from shrinkage.persistence import load, save
 from shrinkage.plan import Plan, Rule
+from shrinkage.search import SearchCV
 
 __all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "SearchCV",
+    "load",
+    "save",
     "MODES",
     "Constraint",
     "MaxNorm",

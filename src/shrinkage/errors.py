@@ -32,8 +32,10 @@ def check_strength(value: object, name: str = "strength") -> float:
             :data:`MAX_STRENGTH` (``1e30``), where float32 penalty math gives inf / NaN.
     """
     try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond 1.8e308
+        # Strings are refused as Keras and scikit-learn do: "0.1" is a typo, not a number.
+        number = None if isinstance(value, str | bytes) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        # OverflowError: an int beyond 1.8e308; RuntimeError: a tensor of several elements.
         number = None
     if isinstance(value, bool) or number is None or not number >= 0 or number == float("inf"):
         raise ShrinkageError(

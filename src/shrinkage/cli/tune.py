@@ -306,6 +306,23 @@ def tune(
 
     write_csv_atomic(search.results_frame(), out / "results.csv")
     save(search.best_estimator_, out / "model", target=target)
+    from shrinkage.report import describe_data, write_tune_report
+
+    report_path = write_tune_report(
+        out,
+        search,
+        dataset.X,
+        dataset.y,
+        data=describe_data(
+            dataset.X,
+            dataset.y,
+            source=data,
+            target=target,
+            task=dataset.task,
+            preprocessing="numeric columns standardized, categorical one-hot "
+            "(fitted per fold on its training rows)",
+        ),
+    )
     if not quiet:
         console().print(_table(search, top))
         best = search.best_params_
@@ -313,7 +330,7 @@ def tune(
         console().print(
             f"Best: {best['kind']} strength={best['strength']:.4g}{ratio}, placement="
             f"{best['placement']} ({search.scoring_} {search.best_score_:.4f}); wrote "
-            f"{out / 'results.csv'} and {out / 'model'}/"
+            f"{out / 'results.csv'}, {out / 'model'}/ and {report_path}"
         )
 
 
