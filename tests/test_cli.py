@@ -432,9 +432,12 @@ def test_real_entry_point_in_a_subprocess(tmp_path):
 # --------------------------------------------------------------------------- demo
 
 
-def test_demo_command_prints_the_table(capsys):
-    code, out, err = run(["demo", "--epochs", "15", "--quiet"], capsys)
+def test_demo_command_prints_the_table(capsys, tmp_path):
+    code, out, err = run(["demo", "--epochs", "15", "--quiet", "-o", str(tmp_path)], capsys)
     assert code == 0 and err == ""
+    report = tmp_path / "report.html"
+    assert report.is_file() and "<img" in report.read_text(encoding="utf-8")
+    assert "tuned by CV" in out and f"Report: {report}" in " ".join(out.split())
     for text in (
         "train acc",
         "test acc",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ShrinkageError", "check_strength"]
+import torch
+
+__all__ = ["ShrinkageError", "check_device", "check_strength"]
 
 #: Beyond this, float32 penalty math (2 * l2, step * l1 * sqrt(group size), ...) overflows to
 #: inf, and inf * 0 at a zero weight is a NaN penalty or gradient.
@@ -48,3 +50,35 @@ def check_strength(value: object, name: str = "strength") -> float:
             f"penalty math). Got {value!r} instead."
         )
     return number
+
+
+def check_device(value: object) -> torch.device:
+    """Validate a ``device`` argument: a torch device that exists on this machine.
+
+    Args:
+        value: what the user passed (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a device).
+
+    Returns:
+        ``torch.device(value)``.
+
+    Raises:
+        ShrinkageError: an unparsable device, or CUDA / MPS asked for where absent.
+    """
+    try:
+        device = torch.device(value)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise ShrinkageError(
+            f"The 'device' parameter must be a torch device such as 'cpu' or 'cuda'. "
+            f"Got {value!r} instead."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ShrinkageError(
+            f"The 'device' parameter is {value!r} but CUDA is not available on this machine; "
+            "use device='cpu'."
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ShrinkageError(
+            f"The 'device' parameter is {value!r} but MPS is not available on this machine; "
+            "use device='cpu'."
+        )
+    return device

@@ -40,7 +40,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from shrinkage import penalties as P
 from shrinkage.apply import MODES, Regularizer
 from shrinkage.data import Preprocessor
-from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.errors import ShrinkageError, check_device, check_strength
 from shrinkage.models import ACTIVATIONS, MLP, generators, init_mlp_, placement_plan
 from shrinkage.penalties import Penalty
 from shrinkage.training import (
@@ -190,27 +190,6 @@ def _check_placement(value: object) -> str | tuple[int, ...]:
         "The 'placement' parameter must be 'all', 'hidden', 'output' or a list of layer "
         f"indices. Got {value!r} instead."
     )
-
-
-def _check_device(value: object) -> torch.device:
-    try:
-        device = torch.device(value)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError, ValueError):
-        raise ShrinkageError(
-            f"The 'device' parameter must be a torch device such as 'cpu' or 'cuda'. "
-            f"Got {value!r} instead."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ShrinkageError(
-            f"The 'device' parameter is {value!r} but CUDA is not available on this machine; "
-            "use device='cpu'."
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ShrinkageError(
-            f"The 'device' parameter is {value!r} but MPS is not available on this machine; "
-            "use device='cpu'."
-        )
-    return device
 
 
 def _layer_penalty(
@@ -383,7 +362,7 @@ class _BaseMLP(BaseEstimator):
             patience=_check_int(self.patience, "patience", 1),
             impute=_check_bool(self.impute, "impute"),
             warm_start=_check_bool(self.warm_start, "warm_start"),
-            device=_check_device(self.device),
+            device=check_device(self.device),
             verbose=_check_bool(self.verbose, "verbose"),
         )
 

@@ -428,7 +428,7 @@ def load(directory: str | os.PathLike, device: str = "cpu") -> Any:
     folder = Path(os.fspath(directory))
     meta = read_metadata(folder)
     json_path = folder / MODEL_FILE
-    from shrinkage.estimators import _check_device
+    from shrinkage.errors import check_device
 
     classes = _estimator_classes()
     name = meta.get("estimator")
@@ -481,7 +481,7 @@ def load(directory: str | os.PathLike, device: str = "cpu") -> Any:
     elif sizes[-1] != 1:
         raise _bad(json_path, f"a regressor has 1 output, not {sizes[-1]}")
 
-    estimator.model_ = model.to(_check_device(device))
+    estimator.model_ = model.to(check_device(device))
     estimator.preprocessor_ = preprocessor
     estimator.plan_ = plan
     estimator.history_ = history

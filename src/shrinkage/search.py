@@ -52,7 +52,7 @@ from shrinkage.batched import (
     train_stack,
 )
 from shrinkage.checkpoint import mark_failures, partial_results, run_chunks
-from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.errors import ShrinkageError, check_device, check_strength
 from shrinkage.models import PLACEMENTS, placement_layers
 from shrinkage.training import CLASSIFICATION, REGRESSION
 
@@ -710,7 +710,7 @@ class SearchCV(BaseEstimator):
         if self.refine_epochs is not None:
             _check_int(self.refine_epochs, "refine_epochs", 1)
         _check_int(self.verbose, "verbose", 0)
-        device = _check_device(self.device)
+        device = check_device(self.device)
 
         X_checked, y_values = _check_data(X, y, self.model_factory is not None)
         codes, classes = _encode(y_values, task)
@@ -1291,22 +1291,6 @@ def _check_int(value: object, name: str, low: int) -> int:
             f"The '{name}' parameter must be an integer >= {low}. Got {value!r} instead."
         )
     return int(value)
-
-
-def _check_device(value: object) -> torch.device:
-    try:
-        device = torch.device(value)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError, ValueError):
-        raise ShrinkageError(
-            f"The 'device' parameter must be a torch device such as 'cpu' or 'cuda'. "
-            f"Got {value!r} instead."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ShrinkageError(
-            f"The 'device' parameter is {value!r} but CUDA is not available on this machine; "
-            "use device='cpu'."
-        )
-    return device
 
 
 def _as_list(value: Any, name: str, kind: Any = str) -> list:

@@ -236,3 +236,44 @@ def write_csv_atomic(
         Path(handle.name).unlink(missing_ok=True)
         raise
     return target
+
+
+_ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
+_MODES = ("gradient", "loss", "decoupled", "proximal")
+
+# The network and optimizer options of `fit` and `tune`, in --help order.
+_TRAINING_OPTIONS = [
+    click.option(
+        "--hidden",
+        type=IntList("hidden", "100,50"),
+        default="100",
+        show_default=True,
+        help="Hidden layer widths; 'none' for a linear / logistic model.",
+    ),
+    click.option(
+        "--activation", type=click.Choice(_ACTIVATIONS), default="relu", show_default=True
+    ),
+    click.option("--epochs", type=int, default=200, show_default=True),
+    click.option("--batch-size", type=int, default=32, show_default=True),
+    click.option(
+        "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
+    ),
+    click.option(
+        "--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True
+    ),
+    click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum."),
+    click.option(
+        "--mode",
+        type=click.Choice(_MODES),
+        default="gradient",
+        show_default=True,
+        help="How the penalty is applied (proximal: exact zeros for L1).",
+    ),
+]
+
+
+def training_options(command: Callable) -> Callable:
+    """Add the shared network / optimizer options (``--hidden`` … ``--mode``) to a command."""
+    for option in reversed(_TRAINING_OPTIONS):
+        command = option(command)
+    return command

@@ -7,14 +7,19 @@ from typing import Any
 
 import click
 
-from shrinkage.cli._common import IntList, OneLineCommand, Strength, TrainingProgress, console
+from shrinkage.cli._common import (
+    IntList,
+    OneLineCommand,
+    Strength,
+    TrainingProgress,
+    console,
+    training_options,
+)
 from shrinkage.errors import ShrinkageError
 
 __all__ = ["fit"]
 
 _PENALTIES = ("l1", "l2", "elastic_net", "group_lasso", "exp_abs", "l2sp", "none")
-_ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
-_MODES = ("gradient", "loss", "decoupled", "proximal")
 # Options that describe the network itself: a model loaded with --init already has one.
 _ARCHITECTURE = {"hidden": "--hidden", "activation": "--activation"}
 # CLI option name -> estimator parameter.
@@ -101,28 +106,7 @@ Examples:
     show_default=True,
     help="Regularized layers: all, hidden, output, or layer indices like 0,2.",
 )
-@click.option(
-    "--hidden",
-    type=IntList("hidden", "100,50"),
-    default="100",
-    show_default=True,
-    help="Hidden layer widths; 'none' for a linear / logistic model.",
-)
-@click.option("--activation", type=click.Choice(_ACTIVATIONS), default="relu", show_default=True)
-@click.option("--epochs", type=int, default=200, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option(
-    "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
-)
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
-@click.option(
-    "--mode",
-    type=click.Choice(_MODES),
-    default="gradient",
-    show_default=True,
-    help="How the penalty is applied (proximal: exact zeros for L1).",
-)
+@training_options
 @click.option("--impute", is_flag=True, help="Fill missing features (median / most frequent).")
 @click.option("--early-stopping", is_flag=True, help="Stop on a held-out validation split.")
 @click.option("--validation-fraction", type=float, default=0.1, show_default=True)

@@ -28,7 +28,12 @@ from typing import Any
 
 import click
 
-from shrinkage.cli._common import IntList, OneLineCommand, console, write_csv_atomic
+from shrinkage.cli._common import (
+    OneLineCommand,
+    console,
+    training_options,
+    write_csv_atomic,
+)
 from shrinkage.errors import ShrinkageError
 
 __all__ = ["tune"]
@@ -96,10 +101,6 @@ def _table(search: Any, top: int) -> Any:
     return table
 
 
-_ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
-_MODES = ("gradient", "loss", "decoupled", "proximal")
-
-
 @click.command(
     "tune",
     cls=OneLineCommand,
@@ -137,28 +138,7 @@ Examples:
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--validation-fraction", type=float, default=None, help="One holdout instead.")
 @click.option("--scoring", default=None, help="Default: accuracy, or r2 for regression.")
-@click.option(
-    "--hidden",
-    type=IntList("hidden", "64,64"),
-    default="100",
-    show_default=True,
-    help="Hidden layer widths; 'none' for a linear / logistic model.",
-)
-@click.option("--activation", type=click.Choice(_ACTIVATIONS), default="relu", show_default=True)
-@click.option("--epochs", type=int, default=200, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option(
-    "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
-)
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
-@click.option(
-    "--mode",
-    type=click.Choice(_MODES),
-    default="gradient",
-    show_default=True,
-    help="How the penalty is applied (proximal: exact zeros for L1).",
-)
+@training_options
 @click.option("--one-se", is_flag=True, help="Largest strength within one standard error.")
 @click.option("--refine", is_flag=True, help="Then a finer grid around the best strength.")
 @click.option("--max-memory", default="1GB", show_default=True, help="Budget of one chunk.")
