@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from shrinkage import L1, L2, ElasticNet, Regularizer
+from shrinkage import L1, L2, ElasticNet, Plan, Regularizer
 
 WORLD_SIZE = 2
 STEPS = 6
@@ -86,8 +86,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
                 start = step * BATCH + rank * half
                 return slice(start, start + half)
 
-            # The plan resolves on the wrapper itself: every name gains a "module." prefix.
-            reg = train(ddp, ddp, mode, penalty, optimizer, rows)
+            # A plan written with the user's own names works on the DDP wrapper: the
+            # Regularizer resolves it on ddp.module (no "module." prefix to add).
+            plan = Plan({"0.weight": penalty, "2.weight": penalty})
+            reg = train(ddp, ddp, mode, plan, optimizer, rows)
             names = [a.name for a in reg.assignments if a.penalty is not None]
             results[case_id] = {
                 "state": {k: v.detach().clone() for k, v in ddp.module.state_dict().items()},
@@ -123,7 +125,7 @@ def test_ddp_matches_single_process(ddp_results, mode, penalty, optimizer):
     start = make_model().state_dict()
     for rank_result in ddp_results:
         got = rank_result[case_id]
-        assert got["penalized"] == ["module.0.weight", "module.2.weight"]
+        assert got["penalized"] == ["0.weight", "2.weight"]
         for name, expected in single.state_dict().items():
             torch.testing.assert_close(got["state"][name], expected, rtol=1e-10, atol=1e-12)
             # the comparison means something only if training moved the weights

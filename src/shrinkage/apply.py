@@ -121,7 +121,10 @@ class Regularizer:
                 f"The 'mode' parameter must be one of {', '.join(map(repr, MODES))}. "
                 f"Got {mode!r} instead."
             )
-        self.model = model
+        # Under DistributedDataParallel (and DataParallel) the plan names the user's module's
+        # parameters (``layers.0.weight``, not ``module.layers.0.weight``); the parameters
+        # are the same tensors either way.
+        self.model = getattr(model, "module", model) if _is_data_parallel(model) else model
         self.mode = mode
         self.scale = scale
         self.steps = 0
@@ -345,6 +348,10 @@ class Regularizer:
     def __repr__(self) -> str:
         n = sum(len(b.params) for b in self.buckets)
         return f"Regularizer(mode={self.mode!r}, {n} parameters, {self.plan!r})"
+
+
+def _is_data_parallel(model: nn.Module) -> bool:
+    return isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel)
 
 
 def regularize(
