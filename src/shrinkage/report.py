@@ -912,8 +912,8 @@ def _diagnosis_html(inputs: ReportInputs) -> tuple[str, Diagnosis | None]:
                     diagnose_history(history, **_thresholds(inputs)),
                 )
             )
-        except ShrinkageError:
-            pass
+        except ShrinkageError as err:
+            notes.append(f"The refit model's learning history was not diagnosed: {err}")
     note_html = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
     if not found:
         return note_html + '<p class="note">No train and validation scores to diagnose.</p>', None
