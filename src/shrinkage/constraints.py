@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from shrinkage._registry import Registry
 from shrinkage.errors import ShrinkageError
 
 __all__ = [
@@ -382,21 +383,9 @@ def _axis_config(axis: int | tuple[int, ...] | None) -> int | list[int] | None:
 
 # --- registry -----------------------------------------------------------------------------
 
-_CLASSES: tuple[type[Constraint], ...] = (MaxNorm, UnitNorm, NonNeg, MinMaxNorm)
-_REGISTRY: dict[str, type[Constraint]] = {}
-for _cls in _CLASSES:
-    for _alias in (_cls.name, _cls.__name__.lower(), *_cls.aliases):
-        _REGISTRY[_alias] = _cls
-
-
-def _lookup(identifier: str) -> type[Constraint]:
-    cls = _REGISTRY.get(identifier.lower())
-    if cls is None:
-        known = ", ".join(c.name for c in _CLASSES)
-        raise ShrinkageError(
-            f"Unknown constraint identifier: {identifier!r}. Expected one of: {known}."
-        )
-    return cls
+_REGISTRY: Registry[Constraint] = Registry(
+    "constraint", Constraint, (MaxNorm, UnitNorm, NonNeg, MinMaxNorm)
+)
 
 
 def get(identifier: Constraint | str | dict | None) -> Constraint | None:
@@ -416,29 +405,14 @@ def get(identifier: Constraint | str | dict | None) -> Constraint | None:
         >>> get("NonNeg")
         NonNeg()
     """
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise ShrinkageError(f"Could not interpret constraint identifier: {identifier!r}.")
+    return _REGISTRY.get(identifier)
 
 
 def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
     """``{"class_name": "MaxNorm", "config": {"max_value": 2.0, "axis": None}}``."""
-    if constraint is None:
-        return None
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    return _REGISTRY.serialize(constraint)
 
 
 def deserialize(config: dict[str, Any] | None) -> Constraint | None:
     """Inverse of :func:`serialize`."""
-    if config is None:
-        return None
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ShrinkageError(
-            "A serialized constraint must be a dict with 'class_name' and 'config'. "
-            f"Got {config!r}."
-        )
-    return _lookup(str(config["class_name"])).from_config(dict(config.get("config", {})))
+    return _REGISTRY.deserialize(config)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from shrinkage._registry import Registry
 from shrinkage.errors import ShrinkageError, check_strength
 from shrinkage.functional import penalties as F
 
@@ -622,21 +623,9 @@ class Orthogonal(Penalty):
 
 # --- registry -----------------------------------------------------------------------------
 
-_CLASSES: tuple[type[Penalty], ...] = (L1, L2, ElasticNet, ExpAbs, GroupLasso, L2SP, Orthogonal)
-_REGISTRY: dict[str, type[Penalty]] = {}
-for _cls in _CLASSES:
-    for _alias in (_cls.name, _cls.__name__.lower(), *_cls.aliases):
-        _REGISTRY[_alias] = _cls
-
-
-def _lookup(identifier: str) -> type[Penalty]:
-    cls = _REGISTRY.get(identifier.lower())
-    if cls is None:
-        known = ", ".join(c.name for c in _CLASSES)
-        raise ShrinkageError(
-            f"Unknown penalty identifier: {identifier!r}. Expected one of: {known}."
-        )
-    return cls
+_REGISTRY: Registry[Penalty] = Registry(
+    "penalty", Penalty, (L1, L2, ElasticNet, ExpAbs, GroupLasso, L2SP, Orthogonal)
+)
 
 
 def get(identifier: Penalty | str | dict | None) -> Penalty | None:
@@ -656,34 +645,17 @@ def get(identifier: Penalty | str | dict | None) -> Penalty | None:
         >>> get("L2")
         L2(l2=0.01)
     """
-    if identifier is None or isinstance(identifier, Penalty):
-        return identifier
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise ShrinkageError(f"Could not interpret penalty identifier: {identifier!r}.")
+    return _REGISTRY.get(identifier)
 
 
 def serialize(penalty: Penalty | None) -> dict[str, Any] | None:
     """``{"class_name": "L2", "config": {"l2": 0.01}}``: plain JSON values."""
-    if penalty is None:
-        return None
-    return {"class_name": type(penalty).__name__, "config": penalty.get_config()}
+    return _REGISTRY.serialize(penalty)
 
 
 def deserialize(config: dict[str, Any] | None) -> Penalty | None:
     """Inverse of :func:`serialize`."""
-    if config is None:
-        return None
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ShrinkageError(
-            f"A serialized penalty must be a dict with 'class_name' and 'config'. Got {config!r}."
-        )
-    inner = config.get("config", {})
-    if not isinstance(inner, dict):
-        raise ShrinkageError(f"The 'config' of a serialized penalty must be a dict. Got {inner!r}.")
-    return _lookup(str(config["class_name"])).from_config(dict(inner))
+    return _REGISTRY.deserialize(config)
 
 
 # --- conversions from other conventions ---------------------------------------------------

@@ -241,6 +241,27 @@ def write_csv_atomic(
 _ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
 _MODES = ("gradient", "loss", "decoupled", "proximal")
 
+# The data argument and target options of `fit` and `tune`, in --help order.
+_DATA_OPTIONS = [
+    click.argument("data", metavar="DATA"),
+    click.option("--target", "-t", required=True, help="Name of the column to predict."),
+    click.option(
+        "--task",
+        type=click.Choice(["auto", "classification", "regression"]),
+        default="auto",
+        show_default=True,
+        help="Override the detected task.",
+    ),
+]
+
+
+def data_options(command: Callable) -> Callable:
+    """Add ``DATA``, ``--target`` and ``--task`` to a command."""
+    for option in reversed(_DATA_OPTIONS):
+        command = option(command)
+    return command
+
+
 # The network and optimizer options of `fit` and `tune`, in --help order.
 _TRAINING_OPTIONS = [
     click.option(

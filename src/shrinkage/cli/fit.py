@@ -13,6 +13,7 @@ from shrinkage.cli._common import (
     Strength,
     TrainingProgress,
     console,
+    data_options,
     training_options,
 )
 from shrinkage.errors import ShrinkageError
@@ -79,15 +80,7 @@ Examples:
       --strength 0.01 --epochs 50 -o model_tuned/
 """,
 )
-@click.argument("data", metavar="DATA")
-@click.option("--target", "-t", required=True, help="Name of the column to predict.")
-@click.option(
-    "--task",
-    type=click.Choice(["auto", "classification", "regression"]),
-    default="auto",
-    show_default=True,
-    help="Override the detected task.",
-)
+@data_options
 @click.option("--l2", type=Strength("l2"), help="L2 strength (Keras: adds X*sum(W**2)).")
 @click.option("--l1", type=Strength("l1"), help="L1 strength (Keras: adds X*sum|W|).")
 @click.option(

@@ -31,6 +31,7 @@ import click
 from shrinkage.cli._common import (
     OneLineCommand,
     console,
+    data_options,
     training_options,
     write_csv_atomic,
 )
@@ -112,15 +113,7 @@ Examples:
   shrinkage tune data.csv --target y --strengths 1e-4,1e-3,1e-2 --placements all,0+1 -o tuned/
 """,
 )
-@click.argument("data", metavar="DATA")
-@click.option("--target", "-t", required=True, help="Name of the column to predict.")
-@click.option(
-    "--task",
-    type=click.Choice(["auto", "classification", "regression"]),
-    default="auto",
-    show_default=True,
-    help="Override the detected task.",
-)
+@data_options
 @click.option(
     "--kinds", default="l2", show_default=True, help="Penalty kinds: l2, l1, elastic_net."
 )

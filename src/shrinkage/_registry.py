@@ -1,0 +1,80 @@
+"""One name registry for every family of serializable value objects (penalties, constraints).
+
+Keras keeps a ``get`` / ``serialize`` / ``deserialize`` triple per family; here the triple
+is written once and each family instantiates it with its own classes and its own word
+for the error messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from shrinkage.errors import ShrinkageError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Resolve, serialize and rebuild the members of one family by name.
+
+    Each class carries ``name`` (lower case), ``aliases``, ``get_config()`` and
+    ``from_config(config)``; names are matched case-insensitively, and the class name
+    itself (``"MaxNorm"``, ``"L2"``) is always an alias.
+
+    Args:
+        kind: the family's word in messages (``"penalty"``, ``"constraint"``).
+        base: the family's base class (instances of it are returned as they are).
+        classes: the members, in the order they are listed in messages.
+    """
+
+    def __init__(self, kind: str, base: type[T], classes: tuple[type[T], ...]) -> None:
+        self.kind = kind
+        self.base = base
+        self.classes = classes
+        self._by_name: dict[str, type[T]] = {
+            alias: cls
+            for cls in classes
+            for alias in (cls.name, cls.__name__.lower(), *cls.aliases)  # type: ignore[attr-defined]
+        }
+
+    def lookup(self, identifier: str) -> type[T]:
+        """The class registered under ``identifier`` (case-insensitive)."""
+        cls = self._by_name.get(identifier.lower())
+        if cls is None:
+            known = ", ".join(c.name for c in self.classes)  # type: ignore[attr-defined]
+            raise ShrinkageError(
+                f"Unknown {self.kind} identifier: {identifier!r}. Expected one of: {known}."
+            )
+        return cls
+
+    def get(self, identifier: Any) -> T | None:
+        """A member as is, a name (default arguments), a serialized dict, or ``None``."""
+        if identifier is None or isinstance(identifier, self.base):
+            return identifier
+        if isinstance(identifier, str):
+            return self.lookup(identifier)()
+        if isinstance(identifier, dict):
+            return self.deserialize(identifier)
+        raise ShrinkageError(f"Could not interpret {self.kind} identifier: {identifier!r}.")
+
+    def serialize(self, obj: T | None) -> dict[str, Any] | None:
+        """``{"class_name": ..., "config": {...}}`` with plain JSON values."""
+        if obj is None:
+            return None
+        return {"class_name": type(obj).__name__, "config": obj.get_config()}  # type: ignore[attr-defined]
+
+    def deserialize(self, config: Any) -> T | None:
+        """Inverse of :meth:`serialize`."""
+        if config is None:
+            return None
+        if not isinstance(config, dict) or "class_name" not in config:
+            raise ShrinkageError(
+                f"A serialized {self.kind} must be a dict with 'class_name' and 'config'. "
+                f"Got {config!r}."
+            )
+        inner = config.get("config", {})
+        if not isinstance(inner, dict):
+            raise ShrinkageError(
+                f"The 'config' of a serialized {self.kind} must be a dict. Got {inner!r}."
+            )
+        return self.lookup(str(config["class_name"])).from_config(dict(inner))  # type: ignore[attr-defined]
