@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shrinkage._io import atomic_write
 from shrinkage.cli import _common
 from shrinkage.cli import main as cli_main
 from shrinkage.cli.demo import (
@@ -22,8 +23,8 @@ from shrinkage.cli.demo import (
     convention_lines,
     demo_rows,
 )
+from shrinkage.estimators import load
 from shrinkage.penalties import L2, from_course, from_torch_weight_decay
-from shrinkage.persistence import load
 
 
 def run(args, capsys):
@@ -387,10 +388,9 @@ def test_predictions_are_written_atomically(workdir, capsys, monkeypatch):
         handle.write("prediction\nyes\n")
         raise OSError("disk full")
 
-    real = _common.write_csv_atomic
     monkeypatch.setattr(
-        "shrinkage.cli.predict.write_csv_atomic",
-        lambda frame, path: real(frame, path, write=half_then_fail),
+        "shrinkage.cli.predict.write_csv",
+        lambda frame, path: atomic_write(path, lambda h: half_then_fail(frame, h), text=True),
     )
     with pytest.raises(OSError, match="disk full"):
         cli_main(["predict", "out", "train.csv", "-o", "p.csv"])

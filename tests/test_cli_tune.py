@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from shrinkage.cli import main
-from shrinkage.persistence import load
+from shrinkage.estimators import load
 
 FAST = ["--hidden", "6", "--epochs", "3", "--batch-size", "16", "--folds", "3", "--quiet"]
 

@@ -190,7 +190,7 @@ def _mlp():
 def test_plan_selects_constraints_like_penalties():
     model = _mlp()
     plan = Plan(L2(0.01), constraints={"*": MaxNorm(2.0), "4.weight": None, "0.bias": NonNeg()})
-    chosen = {a.name: a.penalty for a in plan.resolve_constraints(model)}
+    chosen = {a.name: a.constraint for a in plan.resolve_constraints(model)}
     # Biases only when named; a None rule excludes; penalties are a separate table.
     assert chosen == {"0.weight": MaxNorm(2.0), "0.bias": NonNeg(), "2.weight": MaxNorm(2.0)}
     assert {a.name for a in plan.resolve(model) if a.penalty is not None} == {

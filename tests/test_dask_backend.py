@@ -20,11 +20,10 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
-from shrinkage.checkpoint import run_chunks
-from shrinkage.distributed import INSTALL, connect, require_distributed
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import MLPClassifier
-from shrinkage.search import SearchCV, run_chunk
+from shrinkage.search import SearchCV, connect, run_chunk, run_chunks
+from shrinkage.search._distributed import INSTALL, require_distributed
 
 needs_dask = pytest.mark.skipif(
     find_spec("distributed") is None, reason=f"dask.distributed is not installed ({INSTALL})"

@@ -1,4 +1,4 @@
-"""shrinkage.diagnosis: the over-fitting verdict, search-result readings, activations and the
+"""shrinkage.analysis: the over-fitting verdict, search-result readings, activations and the
 placement study (penalizing only the output layer moves the weight into the hidden layer)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from sklearn.datasets import make_moons
 from torch import nn
 
-from shrinkage.diagnosis import (
+from shrinkage.analysis import (
     BALANCED,
     HIGH_BIAS,
     HIGH_VARIANCE,
@@ -29,13 +29,12 @@ from shrinkage.diagnosis import (
     layer_indices,
     layer_weights,
     one_standard_error_index,
-    placement_study,
     placement_table,
 )
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import MLPClassifier
 from shrinkage.models import MLP
-from shrinkage.search import SearchCV
+from shrinkage.search import SearchCV, placement_study
 
 
 def results_frame(rows: list[dict]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Tampered model directories are refused in one line, and nothing in them is executed.
 
 A model directory is ``model.json`` + ``weights.safetensors`` (see
-:mod:`shrinkage.persistence`). Each case below damages a saved directory the way a
+:mod:`shrinkage.estimators`). Each case below damages a saved directory the way a
 truncated copy, a hand edit or an attacker would, then ``load`` must raise
 ``ShrinkageError`` with the exact one-line message. Cases marked *consistent* also rewrite
 the checksum in ``model.json``, as an attacker would, so that the checks behind the
@@ -27,8 +27,7 @@ import pytest
 import torch
 
 from shrinkage.errors import ShrinkageError
-from shrinkage.estimators import MLPClassifier
-from shrinkage.persistence import MODEL_FILE, WEIGHTS_FILE, load, save
+from shrinkage.estimators import MODEL_FILE, WEIGHTS_FILE, MLPClassifier, load, save
 
 MARKER = "PWNED"
 WEIGHTS = f"model/{WEIGHTS_FILE}"

@@ -356,13 +356,13 @@ def per_tensor_refs(refs, n):
 
 
 def forced_scratch(params):
-    """scratch_for's buffers even for tensors this small (the real threshold is 2**15)."""
-    minimum = P.SCRATCH_MIN_ELEMENTS
+    """scratch_buffers's buffers even for tensors this small (the real threshold is 2**15)."""
+    minimum = F.SCRATCH_MIN_ELEMENTS
     try:
-        P.SCRATCH_MIN_ELEMENTS = 1
-        return P.scratch_for(params)
+        F.SCRATCH_MIN_ELEMENTS = 1
+        return F.scratch_buffers(params)
     finally:
-        P.SCRATCH_MIN_ELEMENTS = minimum
+        F.SCRATCH_MIN_ELEMENTS = minimum
 
 
 SCRATCH = {
@@ -430,17 +430,17 @@ def test_l1_fast_paths_are_bitwise_the_functional_ones(how):
         assert torch.equal(got, torch.ones_like(p) + 1.2 * torch.sign(p))
 
 
-def test_scratch_for_is_one_buffer_as_large_as_the_largest_tensor():
-    big = P.SCRATCH_MIN_ELEMENTS
+def test_scratch_buffers_is_one_buffer_as_large_as_the_largest_tensor():
+    big = F.SCRATCH_MIN_ELEMENTS
     params = [torch.zeros(5, 4), torch.zeros(big), torch.zeros(2, 3, 2)]
-    views = P.scratch_for(params)
+    views = F.scratch_buffers(params)
     assert [v.shape for v in views] == [p.shape for p in params]
     assert len({v.data_ptr() for v in views}) == 1  # one buffer, seen three ways
     assert views[1].untyped_storage().nbytes() == big * 4
-    assert P.scratch_for([]) is None
-    assert P.scratch_for([torch.zeros(big), torch.zeros(2, dtype=torch.float64)]) is None
+    assert F.scratch_buffers([]) is None
+    assert F.scratch_buffers([torch.zeros(big), torch.zeros(2, dtype=torch.float64)]) is None
     # Small tensors: fresh temporaries are cheaper than a per-tensor loop.
-    assert P.scratch_for([torch.zeros(big - 1)]) is None
+    assert F.scratch_buffers([torch.zeros(big - 1)]) is None
     assert L1.uses_scratch and ElasticNet.uses_scratch and not L2.uses_scratch
 
 

@@ -12,9 +12,8 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from shrinkage import ShrinkageError
-from shrinkage import persistence as persist
-from shrinkage.estimators import MLPClassifier, MLPRegressor
-from shrinkage.persistence import load, save
+from shrinkage.estimators import MLPClassifier, MLPRegressor, load, save
+from shrinkage.estimators import _persistence as persist
 
 
 def _frame(n=40, seed=0):
@@ -276,7 +275,7 @@ def test_an_interrupted_save_leaves_the_previous_model_intact(classifier, saved,
     frame, _ = _frame(seed=2)
     before = {name: (saved / name).read_bytes() for name in os.listdir(saved)}
     other = MLPClassifier((6,), epochs=1, random_state=5).fit(*_frame())
-    real_write = persist._write_bytes
+    real_write = persist.atomic_write
     calls = []
 
     def failing_write(path, data):
@@ -285,7 +284,7 @@ def test_an_interrupted_save_leaves_the_previous_model_intact(classifier, saved,
             raise OSError("disk full")
         real_write(path, data)
 
-    monkeypatch.setattr(persist, "_write_bytes", failing_write)
+    monkeypatch.setattr(persist, "atomic_write", failing_write)
     with pytest.raises(OSError, match="disk full"):
         save(other, saved)
     assert calls == ["weights.safetensors", "model.json"]

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
-from shrinkage import plots
+from shrinkage import analysis as plots
 from shrinkage.errors import ShrinkageError
 from shrinkage.models import MLP
 

@@ -18,11 +18,12 @@ from PIL import Image
 from sklearn.datasets import make_moons
 
 from shrinkage import report as R
+from shrinkage.analysis import best_index
+from shrinkage.cli import _workflows as W
 from shrinkage.cli import main
-from shrinkage.diagnosis import best_index
 from shrinkage.errors import ShrinkageError
-from shrinkage.estimators import MLPClassifier
-from shrinkage.persistence import save
+from shrinkage.estimators import MLPClassifier, save
+from shrinkage.report import _html
 from shrinkage.search import SearchCV
 
 FIGURES = [
@@ -87,7 +88,7 @@ def tuned(tmp_path_factory):
     search.results_frame().to_csv(out / "results.csv", index=False)
     save(search.best_estimator_, out / "model")
     data = R.describe_data(X, y, source="make_moons(60)", task="classification")
-    path = R.write_tune_report(out, search, X, y, data=data, title="two moons")
+    path = W.write_tune_report(out, search, X, y, data=data, title="two moons")
     return {"search": search, "out": out, "path": path, "X": X, "y": y}
 
 
@@ -148,7 +149,7 @@ def test_report_states_data_search_choice_and_convention(tuned):
     assert f"<td>{2 * 60 * best['strength']:.4g} (m = 60)</td>" in text
     assert f"<td>{2 * best['strength']:.4g}</td>" in text
     # the diagnosis of the chosen row, as diagnose_search reads it
-    from shrinkage.diagnosis import diagnose_search
+    from shrinkage.analysis import diagnose_search
 
     verdict = diagnose_search(search).verdict
     assert f'">{verdict}</span>' in text
@@ -181,7 +182,7 @@ def test_metadata_round_trip(tuned):
 
 def test_fit_baseline_keeps_everything_but_the_strength(tuned):
     chosen = tuned["search"].best_estimator_
-    twin = R.fit_baseline(chosen, tuned["X"], tuned["y"])
+    twin = W.fit_baseline(chosen, tuned["X"], tuned["y"])
     assert twin.strength == 0.0
     params = {k: v for k, v in chosen.get_params().items() if k != "strength"}
     assert {k: v for k, v in twin.get_params().items() if k != "strength"} == params
@@ -244,7 +245,7 @@ def test_single_estimator_report(tmp_path):
 @pytest.fixture
 def no_figures(monkeypatch):
     """For tests of the text: drawing the figures is most of a report's time."""
-    monkeypatch.setattr(R, "_figures_html", lambda inputs: "")
+    monkeypatch.setattr(_html, "_figures_html", lambda inputs: "")
 
 
 def test_scoring_that_is_not_an_error_rate_is_not_diagnosed(tuned, tmp_path, no_figures):
@@ -266,21 +267,6 @@ def test_title_and_values_are_escaped(tmp_path, no_figures):
     text = path.read_text(encoding="utf-8")
     assert "<script>" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
     assert "&lt;b&gt;l2&lt;/b&gt;" in text and "<b>l2</b>" not in text
-
-
-def test_write_atomic_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
-    target = tmp_path / "report.html"
-    R.write_atomic(target, "old")
-    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
-
-    def broken(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(R.os, "replace", broken)
-    with pytest.raises(OSError, match="disk full"):
-        R.write_atomic(target, "new")
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["report.html"]  # the temporary file is gone
 
 
 def _umask() -> int:
@@ -355,7 +341,7 @@ def test_demo_report_compares_the_two_networks(tuned, tmp_path):
     shared = dict(hidden_layer_sizes=(8,), epochs=30, batch_size=30, random_state=0)
     free = MLPClassifier(penalty="none", **shared).fit(X_train, y_train)
     chosen = MLPClassifier(strength=0.01, placement="hidden", **shared).fit(X_train, y_train)
-    path = R.write_demo_report(
+    path = W.write_demo_report(
         tmp_path / "demo.html",
         chosen,
         free,
@@ -403,7 +389,7 @@ def test_tune_report_on_a_table_with_a_categorical_column(tmp_path, no_figures):
         cv=2,
         random_state=0,
     ).fit(frame, y)
-    path = R.write_tune_report(tmp_path, search, frame, pd.Series(y, name="label"))
+    path = W.write_tune_report(tmp_path, search, frame, pd.Series(y, name="label"))
     assert path.is_file()
     meta = json.loads((tmp_path / "search.json").read_text())
     assert "points" not in meta  # three columns, one of them text: no plane to draw

@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import make_moons
 
-from shrinkage import report as R
+from shrinkage.cli import _workflows as W
 from shrinkage.estimators import MLPClassifier
 from shrinkage.search import SearchCV
 
@@ -217,7 +217,7 @@ def report_url(tmp_path_factory) -> str:
         random_state=0,
     ).fit(X, y)
     out = tmp_path_factory.mktemp("browser report")  # a space: the URL must be quoted
-    path = R.write_tune_report(out, search, X, y, title="browser check")
+    path = W.write_tune_report(out, search, X, y, title="browser check")
     return path.resolve().as_uri()
 
 

@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
-from shrinkage.checkpoint import chunk_path, mark_failures, read_chunk, run_chunks
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import MLPClassifier
-from shrinkage.search import SearchCV, run_chunk
+from shrinkage.search import SearchCV, chunk_path, mark_failures, read_chunk, run_chunk, run_chunks
 
 # Timing columns differ between runs; every other column must be identical.
 TIMES = ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time")

@@ -18,20 +18,20 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import KFold
 
-from shrinkage.batched import TrainSettings
+from shrinkage.cli._workflows import tune_demo
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import MLPClassifier, MLPRegressor
 from shrinkage.models import MLP
 from shrinkage.search import (
     SearchCV,
-    _choose,
-    _scores,
+    chunk_layout,
     default_strengths,
     parse_memory,
-    plan_chunks,
     run_chunk,
-    tune_demo,
 )
+from shrinkage.search._candidates import scores
+from shrinkage.search._results import choose
+from shrinkage.search.engine import TrainSettings
 
 
 def _classification(n=50, classes=2, seed=0):
@@ -181,7 +181,7 @@ def test_refit_is_the_estimator_with_the_chosen_configuration():
     search = _search().fit(X, y)
     best = search.best_estimator_
     assert isinstance(best, MLPClassifier)
-    assert best.penalty == search.best_params_["kind"]
+    assert best.penalty == search.best_params_["penalty"]
     assert best.strength == search.best_params_["strength"]
     assert best.placement == search.best_params_["placement"]
     assert best.random_state == search.refit_seed_
@@ -236,7 +236,7 @@ def test_choice_and_the_one_standard_error_rule(strengths, means, std, one_se, c
         "split3_test_score": np.zeros(4),
     }
     # one standard error = std / sqrt(4 splits) = std / 2
-    assert _choose(results, np.arange(4), one_se) == chosen
+    assert choose(results, np.arange(4), one_se) == chosen
 
 
 SCORE_CASES = [
@@ -263,7 +263,7 @@ def test_scores_match_scikit_learn(scoring, metric, task, n_classes):
         y = torch.randint(0, n_classes, (30,), generator=g).float()
     mask = torch.rand(2, 30, generator=g) > 0.3
     settings = TrainSettings(task=task, n_classes=n_classes)
-    got = _scores(outputs, y, mask, scoring, settings)
+    got = scores(outputs, y, mask, scoring, settings)
     for k in range(2):
         m = mask[k].numpy()
         truth, out = y.numpy()[m], outputs[k].double().numpy()[m]
@@ -353,9 +353,34 @@ def test_parse_memory(value, expected):
 
 
 def test_plan_chunks_balances_and_refuses_a_budget_below_one_candidate():
-    assert plan_chunks(10, 100, 50, 50 + 4 * 100) == (3, 4)
+    assert chunk_layout(10, 100, 50, 50 + 4 * 100) == (3, 4)
     with pytest.raises(ShrinkageError, match="too small"):
-        plan_chunks(10, 100, 50, 120)
+        chunk_layout(10, 100, 50, 120)
+
+
+@pytest.mark.parametrize(
+    "kinds, l1_ratios, keys",
+    [
+        (("l2",), (0.5,), {"penalty", "strength", "placement"}),
+        (("elastic_net",), (0.25, 0.75), {"penalty", "strength", "placement", "l1_ratio"}),
+    ],
+)
+def test_best_params_are_estimator_parameters(kinds, l1_ratios, keys):
+    X, y = _classification()
+    search = SearchCV(
+        MLPClassifier((4,), epochs=2),
+        strengths=[1e-3, 1e-1],
+        kinds=kinds,
+        l1_ratios=l1_ratios,
+        placements=("all", (0,)),
+        cv=2,
+        random_state=0,
+        refit=False,
+    ).fit(X, y)
+    assert set(search.best_params_) == keys
+    estimator = MLPClassifier((4,), epochs=2, random_state=0).set_params(**search.best_params_)
+    assert estimator.get_params()["penalty"] == search.best_params_["penalty"]
+    assert estimator.fit(X, y).strength == search.best_params_["strength"]
 
 
 def test_tune_demo_returns_params_accuracy_and_search():
@@ -363,7 +388,7 @@ def test_tune_demo_returns_params_accuracy_and_search():
     params, accuracy, search = tune_demo(
         X[:30], y[:30], X[30:], y[30:], hidden=(8,), epochs=3, strengths=[1e-3, 1e-1]
     )
-    assert set(params) == {"kind", "strength", "l1_ratio", "placement"}
+    assert set(params) == {"penalty", "strength", "placement"}
     assert 0 <= accuracy <= 1 and search.chunking_["n_candidates"] == 18
 
 
@@ -445,17 +470,20 @@ def test_bad_data_raises_one_line():
     )
     with pytest.raises(ShrinkageError) as info:
         _search().fit(X, np.zeros(50))
-    assert str(info.value) == "A classification search needs at least 2 classes in y; got one, 0.0."
+    assert (
+        str(info.value)
+        == "A classification search needs at least 2 classes in y; got one class, 0.0."
+    )
 
 
 def test_numeric_fast_path_standardizes_exactly_as_the_preprocessor():
     from shrinkage.data import Preprocessor
-    from shrinkage.search import _fold_features
+    from shrinkage.search._candidates import fold_features
 
     X, _ = _classification()
     X[:, 1] = 3.0  # a constant column is divided by 1
     folds = [(np.arange(0, 30), np.arange(30, 50)), (np.arange(20, 50), np.arange(0, 20))]
-    fast = _fold_features(X, folds, impute=False)
+    fast = fold_features(X, folds, impute=False)
     for (train, _), block in zip(folds, fast, strict=True):
         slow = Preprocessor().fit(X[train]).transform(X)
         np.testing.assert_array_equal(block, slow)

@@ -1,8 +1,11 @@
-"""One name registry for every family of serializable value objects (penalties, constraints).
+"""Serializable value objects: one base for their boilerplate, one name registry per family.
 
-Keras keeps a ``get`` / ``serialize`` / ``deserialize`` triple per family; here the triple
-is written once and each family instantiates it with its own classes and its own word
-for the error messages.
+Penalties and constraints are small values in Keras's manner: the constructor arguments
+are the whole state, ``get_config()`` returns them as plain JSON values and
+``from_config(config)`` rebuilds the object. :class:`ConfigMixin` writes equality,
+hashing, ``repr`` and ``from_config`` once from ``get_config``. Keras keeps a ``get`` /
+``serialize`` / ``deserialize`` triple per family; :class:`Registry` writes it once and each
+family instantiates it with its own classes and its own word for the error messages.
 """
 
 from __future__ import annotations
@@ -11,7 +14,45 @@ from typing import Any, Generic, TypeVar
 
 from shrinkage.errors import ShrinkageError
 
+__all__ = ["ConfigMixin", "Registry"]
+
 T = TypeVar("T")
+
+
+class ConfigMixin:
+    """Equality, hashing, ``repr`` and ``from_config`` of a value object, from its config.
+
+    Two objects are equal when they are of the same class and have the same config; a
+    subclass whose config holds unhashable or large values (a reference tensor) overrides
+    :meth:`_key`.
+    """
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments as plain JSON values."""
+        raise NotImplementedError  # abstract: every value object defines its config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        """Rebuild an object from :meth:`get_config`'s output."""
+        try:
+            return cls(**config)
+        except TypeError as err:
+            raise ShrinkageError(
+                f"Invalid config for {cls.__name__}: {config!r} ({err})."
+            ) from None
+
+    def _key(self) -> tuple:
+        return (type(self).__name__, repr(sorted(self.get_config().items())))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigMixin) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
 
 
 class Registry(Generic[T]):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ShrinkageError", "check_device", "check_strength"]
 
@@ -64,6 +67,8 @@ def check_device(value: object) -> torch.device:
     Raises:
         ShrinkageError: an unparsable device, or CUDA / MPS asked for where absent.
     """
+    import torch  # here, not at the top: the CLI reads this module before torch is needed
+
     try:
         device = torch.device(value)  # type: ignore[arg-type]
     except (RuntimeError, TypeError, ValueError):

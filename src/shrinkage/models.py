@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from shrinkage import _names
+from shrinkage._names import PLACEMENTS
 from shrinkage.errors import ShrinkageError
 from shrinkage.penalties import Penalty
 from shrinkage.plan import Plan
@@ -44,8 +46,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "identity": nn.Identity,
 }
-
-PLACEMENTS = ("all", "hidden", "output")
+assert tuple(ACTIVATIONS) == _names.ACTIVATIONS
 
 
 class MLP(nn.Module):

@@ -8,12 +8,9 @@ Other conventions convert explicitly: :func:`from_course`, :func:`from_sklearn_a
 
 Besides the per-tensor ``value`` / ``grad`` / ``prox``, each penalty has list-level
 methods (``add_grad_``, ``decay_``, ``prox_``, ``total``) that the apply modes call once
-per step on all the parameters sharing that penalty; L1, L2 and elastic net implement
-them with fused ``torch._foreach_*`` kernels. Penalties whose list methods need a
-temporary (``sign(w)`` for L1) accept reusable ``scratch`` buffers (:func:`scratch_for`):
-on a CPU, allocating fresh temporaries the size of large weights every step costs more
-than the arithmetic itself (page faults), while one buffer reused tensor by tensor stays
-warm in the cache.
+per step on all the parameters sharing that penalty; L1, L2 and elastic net call the
+in-place kernels of :mod:`shrinkage.functional.penalties` (fused ``torch._foreach_*``
+ops, optional scratch buffers: see that module).
 """
 
 from __future__ import annotations
@@ -25,9 +22,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from shrinkage._registry import Registry
+from shrinkage._registry import ConfigMixin, Registry
 from shrinkage.errors import ShrinkageError, check_strength
-from shrinkage.functional import penalties as F
+from shrinkage.functional import penalties as FP
 
 __all__ = [
     "Penalty",
@@ -44,55 +41,12 @@ __all__ = [
     "from_course",
     "from_sklearn_alpha",
     "from_torch_weight_decay",
-    "scratch_for",
 ]
 
 Refs = Sequence[Tensor | None] | None
 
 
-#: below this many entries in the largest tensor, fresh temporaries are cheap (the
-#: allocator recycles them without page faults) and the fused ``_foreach`` kernels win.
-SCRATCH_MIN_ELEMENTS = 2**15
-
-
-def scratch_for(params: Sequence[Tensor]) -> list[Tensor] | None:
-    """Buffers that L1-type list methods may overwrite, step after step, or ``None``.
-
-    One flat buffer as large as the largest tensor, seen through one view shaped like each
-    tensor (the views alias each other: the methods use them one tensor at a time). Made
-    only for large CPU tensors of one dtype, where a fresh weight-sized temporary per
-    step costs page faults; on an accelerator the caching allocator makes temporaries
-    cheap and the fused ``_foreach`` kernels are faster than a per-tensor loop.
-
-    Args:
-        params: the tensors the list methods will be called on, in that order.
-
-    Returns:
-        One view per tensor, or ``None`` (use fresh temporaries).
-    """
-    if not params:
-        return None
-    first = params[0]
-    if first.device.type != "cpu" or any(
-        p.dtype != first.dtype or p.device != first.device for p in params
-    ):
-        return None
-    largest = max(p.numel() for p in params)
-    if largest < SCRATCH_MIN_ELEMENTS:
-        return None
-    flat = torch.empty(largest, dtype=first.dtype)
-    return [flat[: p.numel()].view(p.shape) for p in params]
-
-
-def _out(scratch: Tensor, like: Tensor) -> Tensor | None:
-    """``scratch`` as an ``out=`` for a result shaped like ``like``; ``None`` (allocate) if
-    the parameter changed shape, dtype or device since the buffer was made."""
-    if scratch.shape != like.shape or scratch.dtype != like.dtype or scratch.device != like.device:
-        return None
-    return scratch
-
-
-class Penalty:
+class Penalty(ConfigMixin):
     """Base class: a penalty ``Omega(w)`` added to the mean data loss.
 
     Subclasses define ``value``, ``grad`` and (when a closed form exists) ``prox`` for one
@@ -107,7 +61,8 @@ class Penalty:
     has_prox: ClassVar[bool] = False
     #: whether the penalty is measured from a reference tensor (L2-SP).
     needs_reference: ClassVar[bool] = False
-    #: whether the list methods can use a ``scratch`` buffer (see :func:`scratch_for`).
+    #: whether the list methods can use scratch buffers
+    #: (:func:`shrinkage.functional.penalties.scratch_buffers`).
     uses_scratch: ClassVar[bool] = False
 
     # -- one tensor ----------------------------------------------------------------------
@@ -146,8 +101,9 @@ class Penalty:
     ) -> None:
         """In place: ``grads[i] += scale * grad(params[i])``.
 
-        ``scratch`` (from :func:`scratch_for`, aligned with ``params``, or ``None``) holds
-        buffers the method may overwrite; it never changes the result.
+        ``scratch`` (:func:`~shrinkage.functional.penalties.scratch_buffers`, aligned with
+        ``params``, or ``None``) holds buffers the method may overwrite; it never changes
+        the result.
         """
         refs = refs or [None] * len(params)
         torch._foreach_add_(grads, [self.grad(p, r) for p, r in zip(params, refs)], alpha=scale)
@@ -172,21 +128,7 @@ class Penalty:
         with torch.no_grad():
             return torch.stack([self.value(p, r) for p, r in zip(params, refs)]).sum()
 
-    # -- configuration -------------------------------------------------------------------
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments as plain JSON values."""
-        raise NotImplementedError  # abstract
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Penalty:
-        """Rebuild a penalty from :meth:`get_config`'s output."""
-        try:
-            return cls(**config)
-        except TypeError as err:
-            raise ShrinkageError(
-                f"Invalid config for {cls.__name__}: {config!r} ({err})."
-            ) from None
+    # -- configuration (get_config, from_config, ==, hash, repr: ConfigMixin) -----------
 
     def scaled(self, factor: float) -> Penalty:
         """The same penalty with every strength multiplied by ``factor``."""
@@ -197,19 +139,6 @@ class Penalty:
 
     #: the config keys that scale with the penalty (all penalties are linear in them).
     _strength_keys: ClassVar[tuple[str, ...]] = ("strength",)
-
-    def _key(self) -> tuple:
-        return (type(self).__name__, tuple(sorted(self.get_config().items(), key=str)))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Penalty) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(repr(self._key()))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1(Penalty):
@@ -233,15 +162,15 @@ class L1(Penalty):
 
     def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
         """``l1 * sum(|w|)``."""
-        return F.l1(w, self.l1, batch_dims)
+        return FP.l1(w, self.l1, batch_dims)
 
     def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
         """``l1 * sign(w)``."""
-        return F.l1_grad(w, self.l1)
+        return FP.l1_grad(w, self.l1)
 
     def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
         """Soft-threshold at ``step * l1``."""
-        return F.l1_prox(w, self.l1, step)
+        return FP.l1_prox(w, self.l1, step)
 
     def add_grad_(
         self,
@@ -252,38 +181,19 @@ class L1(Penalty):
         scratch: list[Tensor] | None = None,
     ) -> None:
         """``grads += scale * l1 * sign(params)``."""
-        if scratch is None:
-            torch._foreach_add_(grads, torch._foreach_sign(params), alpha=scale * self.l1)
-            return
-        for g, p, s in zip(grads, params, scratch):
-            g.add_(torch.sign(p, out=_out(s, p)), alpha=scale * self.l1)
+        FP.elastic_net_add_grad_(grads, params, scale * self.l1, 0.0, scratch)
 
     def decay_(
         self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
     ) -> None:
         """``params -= lr * l1 * sign(params)``."""
-        if scratch is None:
-            torch._foreach_add_(params, torch._foreach_sign(params), alpha=-lr * self.l1)
-            return
-        for p, s in zip(params, scratch):
-            p.add_(torch.sign(p, out=_out(s, p)), alpha=-lr * self.l1)
+        FP.elastic_net_decay_(params, lr * self.l1, 0.0, scratch)
 
     def prox_(
         self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
     ) -> None:
-        """Soft-threshold every tensor at ``t = step * l1``: exact zeros.
-
-        Computed as ``w - clamp(w, -t, t)``, which is ``sign(w) * max(|w| - t, 0)`` to
-        the last bit (and exactly 0 where ``|w| <= t``) in fewer passes.
-        """
-        t = step * self.l1
-        if scratch is None:
-            inside = torch._foreach_clamp_max(params, t)
-            torch._foreach_clamp_min_(inside, -t)
-            torch._foreach_sub_(params, inside)
-            return
-        for p, s in zip(params, scratch):
-            p.sub_(torch.clamp(p, -t, t, out=_out(s, p)))
+        """Soft-threshold every tensor at ``step * l1``: exact zeros."""
+        FP.elastic_net_prox_(params, step * self.l1, 0.0, scratch)
 
     def total(self, params: list[Tensor], refs: Refs) -> Tensor:
         """``l1 * sum_i ||p_i||_1`` from one fused norm kernel."""
@@ -318,15 +228,15 @@ class L2(Penalty):
 
     def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
         """``l2 * sum(w**2)``."""
-        return F.l2(w, self.l2, batch_dims)
+        return FP.l2(w, self.l2, batch_dims)
 
     def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
         """``2 * l2 * w``."""
-        return F.l2_grad(w, self.l2)
+        return FP.l2_grad(w, self.l2)
 
     def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
         """``w / (1 + 2 * step * l2)``."""
-        return F.l2_prox(w, self.l2, step)
+        return FP.l2_prox(w, self.l2, step)
 
     def add_grad_(
         self,
@@ -337,19 +247,19 @@ class L2(Penalty):
         scratch: list[Tensor] | None = None,
     ) -> None:
         """``grads += 2 * scale * l2 * params`` in one fused kernel, no temporaries."""
-        torch._foreach_add_(grads, params, alpha=2 * scale * self.l2)
+        FP.elastic_net_add_grad_(grads, params, 0.0, scale * self.l2)
 
     def decay_(
         self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
     ) -> None:
         """``params *= 1 - 2 * lr * l2`` (torch AdamW's decay with ``wd = 2 * l2``)."""
-        torch._foreach_mul_(params, 1 - 2 * lr * self.l2)
+        FP.elastic_net_decay_(params, 0.0, lr * self.l2)
 
     def prox_(
         self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
     ) -> None:
         """``params /= 1 + 2 * step * l2``."""
-        torch._foreach_mul_(params, 1 / (1 + 2 * step * self.l2))
+        FP.elastic_net_prox_(params, 0.0, step * self.l2)
 
     def total(self, params: list[Tensor], refs: Refs) -> Tensor:
         """``l2 * sum_i ||p_i||^2`` from one fused norm kernel."""
@@ -381,15 +291,15 @@ class ElasticNet(Penalty):
 
     def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
         """``l1 * sum(|w|) + l2 * sum(w**2)``."""
-        return F.elastic_net(w, self.l1, self.l2, batch_dims)
+        return FP.elastic_net(w, self.l1, self.l2, batch_dims)
 
     def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
         """``l1 * sign(w) + 2 * l2 * w``."""
-        return F.elastic_net_grad(w, self.l1, self.l2)
+        return FP.elastic_net_grad(w, self.l1, self.l2)
 
     def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
         """Soft-threshold at ``step * l1`` then divide by ``1 + 2 * step * l2``."""
-        return F.elastic_net_prox(w, self.l1, self.l2, step)
+        return FP.elastic_net_prox(w, self.l1, self.l2, step)
 
     def add_grad_(
         self,
@@ -399,29 +309,20 @@ class ElasticNet(Penalty):
         scale: float,
         scratch: list[Tensor] | None = None,
     ) -> None:
-        """Both terms with fused kernels."""
-        L1(self.l1).add_grad_(grads, params, refs, scale, scratch)
-        L2(self.l2).add_grad_(grads, params, refs, scale)
+        """``grads += scale * (l1 * sign(params) + 2 * l2 * params)``."""
+        FP.elastic_net_add_grad_(grads, params, scale * self.l1, scale * self.l2, scratch)
 
     def decay_(
         self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
     ) -> None:
         """``params -= lr * (l1 * sign(params) + 2 * l2 * params)``."""
-        if scratch is None:
-            signs = torch._foreach_sign(params)
-            torch._foreach_mul_(params, 1 - 2 * lr * self.l2)
-            torch._foreach_add_(params, signs, alpha=-lr * self.l1)
-            return
-        for p, s in zip(params, scratch):
-            sign = torch.sign(p, out=_out(s, p))
-            p.mul_(1 - 2 * lr * self.l2).add_(sign, alpha=-lr * self.l1)
+        FP.elastic_net_decay_(params, lr * self.l1, lr * self.l2, scratch)
 
     def prox_(
         self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
     ) -> None:
-        """Soft-threshold, then shrink."""
-        L1(self.l1).prox_(params, refs, step, scratch)
-        L2(self.l2).prox_(params, refs, step)
+        """Soft-threshold at ``step * l1``, then divide by ``1 + 2 * step * l2``."""
+        FP.elastic_net_prox_(params, step * self.l1, step * self.l2, scratch)
 
     def total(self, params: list[Tensor], refs: Refs) -> Tensor:
         """Sum of both totals."""
@@ -449,11 +350,11 @@ class ExpAbs(Penalty):
 
     def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
         """``strength * sum(exp(|w|) - 1)``."""
-        return F.exp_abs(w, self.strength, batch_dims)
+        return FP.exp_abs(w, self.strength, batch_dims)
 
     def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
         """``strength * sign(w) * exp(|w|)``."""
-        return F.exp_abs_grad(w, self.strength)
+        return FP.exp_abs_grad(w, self.strength)
 
     def get_config(self) -> dict[str, Any]:
         """``{"strength": strength}``."""
@@ -487,15 +388,15 @@ class GroupLasso(Penalty):
 
     def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
         """``strength * sum_g sqrt(size_g) * ||w_g||``."""
-        return F.group_lasso(w, self.strength, self.groups, batch_dims)
+        return FP.group_lasso(w, self.strength, self.groups, batch_dims)
 
     def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
         """``strength * sqrt(size_g) * w_g / ||w_g||``, 0 for a zero group."""
-        return F.group_lasso_grad(w, self.strength, self.groups)
+        return FP.group_lasso_grad(w, self.strength, self.groups)
 
     def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
         """Block soft-threshold at ``step * strength * sqrt(size_g)``."""
-        return F.group_lasso_prox(w, self.strength, step, self.groups)
+        return FP.group_lasso_prox(w, self.strength, step, self.groups)
 
     def get_config(self) -> dict[str, Any]:
         """``{"strength": strength, "groups": groups}``."""
@@ -560,15 +461,15 @@ class L2SP(Penalty):
 
     def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
         """``strength * sum((w - w0)**2)``."""
-        return F.l2sp(w, self._ref(w, ref), self.strength, batch_dims)
+        return FP.l2sp(w, self._ref(w, ref), self.strength, batch_dims)
 
     def grad(self, w: Tensor, ref: Tensor | None = None) -> Tensor:
         """``2 * strength * (w - w0)``."""
-        return F.l2sp_grad(w, self._ref(w, ref), self.strength)
+        return FP.l2sp_grad(w, self._ref(w, ref), self.strength)
 
     def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
         """``w0 + (w - w0) / (1 + 2 * step * strength)``."""
-        return F.l2sp_prox(w, self._ref(w, ref), self.strength, step)
+        return FP.l2sp_prox(w, self._ref(w, ref), self.strength, step)
 
     def get_config(self) -> dict[str, Any]:
         """``{"strength": s, "reference": nested list or None}``."""
@@ -614,7 +515,7 @@ class Orthogonal(Penalty):
 
     def value(self, w: Tensor, ref: Tensor | None = None, batch_dims: int = 0) -> Tensor:
         """Mean absolute cosine similarity of distinct rows, times ``factor / 2``."""
-        return F.orthogonal(w, self.factor, self.mode, batch_dims)
+        return FP.orthogonal(w, self.factor, self.mode, batch_dims)
 
     def get_config(self) -> dict[str, Any]:
         """``{"factor": factor, "mode": mode}``."""

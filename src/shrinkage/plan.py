@@ -29,7 +29,6 @@ projects the constrained weights after every optimizer step.
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -63,21 +62,46 @@ _WILDCARDS = set("*?[")
 
 @dataclass(frozen=True)
 class Rule:
-    """One line of a plan: a selector and the penalty (``None`` excludes)."""
+    """One line of a plan's table: a selector and what it assigns.
+
+    ``value`` is a :class:`~shrinkage.Penalty` in the penalty and activity tables, a
+    :class:`~shrinkage.constraints.Constraint` in the constraint table, or ``None``, which
+    excludes what the selector picks.
+    """
 
     select: Selector
-    penalty: Penalty | None
+    value: Penalty | C.Constraint | None
+
+    @property
+    def penalty(self) -> Penalty | None:
+        """The penalty of a penalty or activity rule (``None`` for a constraint rule)."""
+        return self.value if isinstance(self.value, Penalty) else None
+
+    @property
+    def constraint(self) -> C.Constraint | None:
+        """The constraint of a constraint rule (``None`` for a penalty rule)."""
+        return self.value if isinstance(self.value, C.Constraint) else None
 
 
 @dataclass
 class Assignment:
-    """The resolved decision for one parameter."""
+    """The resolved decision for one parameter: its penalty or constraint, and why."""
 
     name: str
     param: Tensor
     module: nn.Module
-    penalty: Penalty | None
+    value: Penalty | C.Constraint | None
     reason: str
+
+    @property
+    def penalty(self) -> Penalty | None:
+        """The parameter's penalty (from :meth:`Plan.resolve`), or ``None``."""
+        return self.value if isinstance(self.value, Penalty) else None
+
+    @property
+    def constraint(self) -> C.Constraint | None:
+        """The parameter's constraint (from :meth:`Plan.resolve_constraints`), or ``None``."""
+        return self.value if isinstance(self.value, C.Constraint) else None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -124,15 +148,15 @@ def _coerce_rules(rules: object, where: str, get: Callable = P.get) -> list[Rule
     out = []
     for item in items:
         if isinstance(item, Rule):
-            select, penalty = item.select, item.penalty
+            select, value = item.select, item.value
         else:
             try:
-                select, penalty = item
+                select, value = item
             except (TypeError, ValueError):
                 raise ShrinkageError(
                     f"Each rule in the {where} must be (selector, penalty). Got {item!r} instead."
                 ) from None
-        out.append(Rule(_check_selector(select, where), get(penalty)))
+        out.append(Rule(_check_selector(select, where), get(value)))
     return out
 
 
@@ -149,7 +173,7 @@ class Plan:
         include_norms: make normalization-layer parameters eligible for every rule.
         constraints: constraint rules ``{selector: constraint}`` (a
             :class:`~shrinkage.constraints.Constraint` alone means ``{"*": constraint}``),
-            resolved like the penalty rules; for them ``Rule.penalty`` holds the constraint.
+            resolved like the penalty rules (``Rule.constraint``, ``Assignment.constraint``).
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -212,6 +236,24 @@ class Plan:
         Raises:
             ShrinkageError: a rule that selects no parameter, listing the names.
         """
+        return self._resolve(model, self.rules, "the plan")
+
+    def resolve_constraints(self, model: nn.Module) -> list[Assignment]:
+        """The constrained parameters, each with its constraint (``.constraint``).
+
+        Selection and eligibility are those of :meth:`resolve`, applied to the constraint
+        rules: biases and normalization parameters only when named or included.
+
+        Raises:
+            ShrinkageError: a constraint selector that matches no parameter.
+        """
+        if not self.constraints:
+            return []
+        return [
+            a for a in self._resolve(model, self.constraints, "the plan") if a.value is not None
+        ]
+
+    def _resolve(self, model: nn.Module, rules: list[Rule], table: str) -> list[Assignment]:
         owners = {}
         seen: set[int] = set()
         for module_name, module in model.named_modules():
@@ -222,45 +264,30 @@ class Plan:
                     continue
                 seen.add(id(param))
                 owners[f"{module_name}.{local}" if module_name else local] = (param, module)
-        hits = [0] * len(self.rules)
+        hits = [0] * len(rules)
         out = []
         for name, (param, module) in owners.items():
             eligible, why_not = self._eligible(name, param, module)
-            penalty, reason = None, why_not or "no rule selects it"
-            for index, rule in enumerate(self.rules):
+            value, reason = None, why_not or "no rule selects it"
+            for index, rule in enumerate(rules):
                 selected, named = self._matches(rule, name, param, module)
                 if not selected:
                     continue
                 hits[index] += 1
                 if not (eligible or named):
                     continue
-                penalty = rule.penalty
+                value = rule.value
                 label = f"rule {index} ({_describe_selector(rule.select)})"
-                reason = label if penalty is not None else f"excluded by {label}"
-            out.append(Assignment(name, param, module, penalty, reason))
+                reason = label if value is not None else f"excluded by {label}"
+            out.append(Assignment(name, param, module, value, reason))
         for index, count in enumerate(hits):
             if count == 0:
                 raise ShrinkageError(
-                    f"Selector {_describe_selector(self.rules[index].select)} in the plan "
+                    f"Selector {_describe_selector(rules[index].select)} in {table} "
                     f"matches no parameter of {type(model).__name__}; parameters are: "
                     f"{', '.join(owners) or '(none)'}."
                 )
         return out
-
-    def resolve_constraints(self, model: nn.Module) -> list[Assignment]:
-        """The constrained parameters, each with its constraint (in ``.penalty``).
-
-        Selection and eligibility are those of :meth:`resolve`, applied to the constraint
-        rules: biases and normalization parameters only when named or included.
-
-        Raises:
-            ShrinkageError: a constraint selector that matches no parameter.
-        """
-        if not self.constraints:
-            return []
-        shadow = copy.copy(self)
-        shadow.rules = self.constraints
-        return [a for a in Plan.resolve(shadow, model) if a.penalty is not None]
 
     def resolve_activity(self, model: nn.Module) -> list[tuple[str, nn.Module, Penalty]]:
         """The modules whose outputs are penalized, with their penalty.
@@ -287,7 +314,7 @@ class Plan:
                     f"{', '.join(n for n, _ in modules) or '(none)'}."
                 )
             for name, m in matched:
-                chosen[name] = (m, rule.penalty)
+                chosen[name] = (m, rule.value)
         return [(name, m, p) for name, (m, p) in chosen.items() if p is not None]
 
     def describe(self, model: nn.Module) -> str:
@@ -325,9 +352,9 @@ class Plan:
                 )
             )
         for a in self.resolve_constraints(model):
-            config = a.penalty.get_config()  # type: ignore[union-attr]
+            config = a.value.get_config()  # type: ignore[union-attr]
             bounds = ", ".join(f"{k}={v:g}" for k, v in config.items() if isinstance(v, float))
-            kind = type(a.penalty).__name__
+            kind = type(a.value).__name__
             rows.append((a.name, str(a.shape), kind, bounds or "-", f"constraint {a.reason}"))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         return "\n".join(
@@ -374,17 +401,17 @@ class Plan:
         """The plan as plain JSON values (callable selectors cannot be saved)."""
         return {
             "rules": [
-                {"select": self._selector_config(r.select), "penalty": P.serialize(r.penalty)}
+                {"select": self._selector_config(r.select), "penalty": P.serialize(r.value)}
                 for r in self.rules
             ],
             "activity": [
-                {"select": self._selector_config(r.select), "penalty": P.serialize(r.penalty)}
+                {"select": self._selector_config(r.select), "penalty": P.serialize(r.value)}
                 for r in self.activity
             ],
             "include_biases": self.include_biases,
             "include_norms": self.include_norms,
             "constraints": [
-                {"select": self._selector_config(r.select), "constraint": C.serialize(r.penalty)}
+                {"select": self._selector_config(r.select), "constraint": C.serialize(r.value)}
                 for r in self.constraints
             ],
         }

@@ -24,9 +24,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from shrinkage.apply import Regularizer
+from shrinkage._names import CLASSIFICATION, OPTIMIZERS, REGRESSION
 from shrinkage.errors import ShrinkageError
 from shrinkage.models import epoch_batches
+from shrinkage.regularizer import Regularizer
 
 __all__ = [
     "CLASSIFICATION",
@@ -41,10 +42,6 @@ __all__ = [
     "predict_outputs",
     "target_tensor",
 ]
-
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
-OPTIMIZERS = ("adam", "sgd")
 
 #: The keys of every history row, in order.
 HISTORY_KEYS = ("epoch", "data_loss", "penalty", "total", "train_score", "val_loss", "val_score")

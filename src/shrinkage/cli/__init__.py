@@ -7,6 +7,7 @@ owns its own file (``cli/fit.py`` ↔ ``tests/test_cli_fit.py``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-import pandas as pd
 
+from shrinkage._names import ACTIVATIONS, MODES, OPTIMIZERS, TASKS
 from shrinkage.errors import ShrinkageError, check_strength
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "TrainingProgress",
     "check_output_file",
     "console",
-    "write_csv_atomic",
 ]
 
 
@@ -199,55 +197,13 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path
     return target
 
 
-def write_csv_atomic(
-    frame: pd.DataFrame,
-    path: str | os.PathLike,
-    write: Callable[[pd.DataFrame, Any], None] | None = None,
-) -> Path:
-    """Write ``frame`` as CSV to a temporary file next to ``path``, then rename it into place.
-
-    A reader never sees a half-written file, and a failure leaves any previous file intact.
-
-    Args:
-        frame: the table.
-        path: the destination.
-        write: how to write the frame to an open text handle (default: ``frame.to_csv``).
-
-    Returns:
-        The destination path.
-    """
-    target = Path(os.fspath(path))
-    handle = tempfile.NamedTemporaryFile(
-        "w",
-        dir=target.absolute().parent,
-        prefix=f".{target.name}.",
-        suffix=".tmp",
-        delete=False,
-        newline="",
-        encoding="utf-8",
-    )
-    try:
-        with handle:
-            (write or (lambda f, h: f.to_csv(h, index=False)))(frame, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return target
-
-
-_ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
-_MODES = ("gradient", "loss", "decoupled", "proximal")
-
 # The data argument and target options of `fit` and `tune`, in --help order.
 _DATA_OPTIONS = [
     click.argument("data", metavar="DATA"),
     click.option("--target", "-t", required=True, help="Name of the column to predict."),
     click.option(
         "--task",
-        type=click.Choice(["auto", "classification", "regression"]),
+        type=click.Choice(["auto", *TASKS]),
         default="auto",
         show_default=True,
         help="Override the detected task.",
@@ -271,21 +227,17 @@ _TRAINING_OPTIONS = [
         show_default=True,
         help="Hidden layer widths; 'none' for a linear / logistic model.",
     ),
-    click.option(
-        "--activation", type=click.Choice(_ACTIVATIONS), default="relu", show_default=True
-    ),
+    click.option("--activation", type=click.Choice(ACTIVATIONS), default="relu", show_default=True),
     click.option("--epochs", type=int, default=200, show_default=True),
     click.option("--batch-size", type=int, default=32, show_default=True),
     click.option(
         "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
     ),
-    click.option(
-        "--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True
-    ),
+    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True),
     click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum."),
     click.option(
         "--mode",
-        type=click.Choice(_MODES),
+        type=click.Choice(MODES),
         default="gradient",
         show_default=True,
         help="How the penalty is applied (proximal: exact zeros for L1).",

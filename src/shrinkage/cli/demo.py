@@ -167,7 +167,7 @@ def tuned_row(epochs: int = EPOCHS) -> tuple[DemoRow, Any]:
     7 strengths x 3 placements x 3 folds = 63 candidates trained as one stack, then the
     best configuration refit on the 30 training rows.
     """
-    from shrinkage.search import tune_demo
+    from shrinkage.cli._workflows import tune_demo
 
     X_train, y_train, X_test, y_test = moons_split()
     started = time.perf_counter()
@@ -281,7 +281,7 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
     out.print(render_table(rows))
     for line in convention_lines():
         out.print(line)
-    from shrinkage.report import write_demo_report
+    from shrinkage.cli._workflows import write_demo_report
 
     report = write_demo_report(
         Path(output) / "report.html",

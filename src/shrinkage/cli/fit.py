@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from shrinkage._names import PENALTY_NAMES
 from shrinkage.cli._common import (
     IntList,
     OneLineCommand,
@@ -20,7 +21,6 @@ from shrinkage.errors import ShrinkageError
 
 __all__ = ["fit"]
 
-_PENALTIES = ("l1", "l2", "elastic_net", "group_lasso", "exp_abs", "l2sp", "none")
 # Options that describe the network itself: a model loaded with --init already has one.
 _ARCHITECTURE = {"hidden": "--hidden", "activation": "--activation"}
 # CLI option name -> estimator parameter.
@@ -85,7 +85,7 @@ Examples:
 @click.option("--l1", type=Strength("l1"), help="L1 strength (Keras: adds X*sum|W|).")
 @click.option(
     "--penalty",
-    type=click.Choice(_PENALTIES, case_sensitive=False),
+    type=click.Choice(PENALTY_NAMES, case_sensitive=False),
     help="Penalty kind, with --strength.  [default: l2 with strength 1e-4]",
 )
 @click.option("--strength", type=Strength("strength"), help="Strength of --penalty.")
@@ -127,8 +127,7 @@ def fit(
     import pandas as pd
 
     from shrinkage.data import CLASSIFICATION, load_dataset
-    from shrinkage.estimators import MLPClassifier, MLPRegressor
-    from shrinkage.persistence import check_output_dir, load, save
+    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir, load, save
 
     started = time.perf_counter()
     penalty = _penalty(options)

@@ -59,8 +59,8 @@ def inspect_cmd(model_dir: str, as_json: bool) -> None:
     (sqrt(sum w²)), max |w|, the share of exact zeros and of |w| < 1e-3, and dead units
     (rows entirely zero: neurons that ignore their inputs).
     """
-    from shrinkage.diagnostics import SMALL, weight_table
-    from shrinkage.persistence import load, read_metadata
+    from shrinkage.analysis import SMALL, weight_table
+    from shrinkage.estimators import load, read_metadata
 
     estimator = load(model_dir)
     meta = read_metadata(model_dir)

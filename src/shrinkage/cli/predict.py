@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from shrinkage.cli._common import OneLineCommand, check_output_file, console, write_csv_atomic
+from shrinkage._io import write_csv
+from shrinkage.cli._common import OneLineCommand, check_output_file, console
 from shrinkage.errors import ShrinkageError
 
 __all__ = ["predict", "prediction_frame"]
@@ -50,7 +51,7 @@ def predict(model_dir: str, data: str, output: str, quiet: bool) -> None:
     probability of each class. When DATA holds the target column, the score is printed.
     """
     from shrinkage.data import read_table, split_target
-    from shrinkage.persistence import load, read_metadata
+    from shrinkage.estimators import load, read_metadata
 
     check_output_file(output)
     estimator = load(model_dir)
@@ -64,7 +65,7 @@ def predict(model_dir: str, data: str, output: str, quiet: bool) -> None:
             f"'{model_dir}' was trained on."
         )
     predictions = prediction_frame(estimator, frame[columns])
-    write_csv_atomic(predictions, output)
+    write_csv(predictions, output)
     if quiet:
         return
     message = f"Wrote {len(predictions)} predictions to {output}."

@@ -8,7 +8,7 @@ Writes, in ``OUT_DIR``:
 * ``results.csv`` — one row per configuration, the columns of ``SearchCV.cv_results_``
   (written atomically after every finished chunk: configurations not finished yet have
   status ``pending``);
-* ``model/`` — the refit estimator (:func:`shrinkage.persistence.save`);
+* ``model/`` — the refit estimator (:func:`shrinkage.estimators.save`);
 * ``chunks/`` — each finished chunk's candidate rows (JSON), kept so an interrupted search
   keeps its work: run the same command again with ``--resume`` and only the unfinished
   chunks train.
@@ -28,12 +28,12 @@ from typing import Any
 
 import click
 
+from shrinkage._io import write_csv
 from shrinkage.cli._common import (
     OneLineCommand,
     console,
     data_options,
     training_options,
-    write_csv_atomic,
 )
 from shrinkage.errors import ShrinkageError
 
@@ -194,8 +194,7 @@ def tune(
     import pandas as pd
 
     from shrinkage.data import CLASSIFICATION, load_dataset
-    from shrinkage.estimators import MLPClassifier, MLPRegressor
-    from shrinkage.persistence import check_output_dir, save
+    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir, save
     from shrinkage.search import SearchCV, default_strengths
 
     grid = _floats(strengths, "--strengths")
@@ -247,7 +246,7 @@ def tune(
     )
     plan = search.prepare(dataset.X, y)  # every check, before anything is written
     if scheduler is not None:
-        from shrinkage.distributed import connect
+        from shrinkage.search import connect
 
         search.set_params(backend="dask", client=connect(scheduler))
     out.mkdir(parents=True, exist_ok=True)
@@ -257,7 +256,7 @@ def tune(
 
     def write_partial(results: dict) -> None:
         frame = pd.DataFrame({k: v for k, v in results.items() if k != "params"})
-        write_csv_atomic(frame, out / "results.csv")
+        write_csv(frame, out / "results.csv")
 
     err = console(stderr=True)
     chunking = plan.chunking
@@ -277,9 +276,10 @@ def tune(
         if search.client is not None:
             search.client.close()
 
-    write_csv_atomic(search.results_frame(), out / "results.csv")
+    write_csv(search.results_frame(), out / "results.csv")
     save(search.best_estimator_, out / "model", target=target)
-    from shrinkage.report import describe_data, write_tune_report
+    from shrinkage.cli._workflows import write_tune_report
+    from shrinkage.report import describe_data
 
     report_path = write_tune_report(
         out,
@@ -299,9 +299,9 @@ def tune(
     if not quiet:
         console().print(_table(search, top))
         best = search.best_params_
-        ratio = f", l1_ratio={best['l1_ratio']:g}" if best["l1_ratio"] is not None else ""
+        ratio = f", l1_ratio={best['l1_ratio']:g}" if "l1_ratio" in best else ""
         console().print(
-            f"Best: {best['kind']} strength={best['strength']:.4g}{ratio}, placement="
+            f"Best: {best['penalty']} strength={best['strength']:.4g}{ratio}, placement="
             f"{best['placement']} ({search.scoring_} {search.best_score_:.4f}); wrote "
             f"{out / 'results.csv'}, {out / 'model'}/ and {report_path}"
         )

@@ -12,21 +12,44 @@ Conventions (Keras's): the penalty is added to the *mean* data loss, with no 1/2
 The proximal operator of ``step * Omega`` is
 ``prox(v) = argmin_w  Omega(w) * step + 0.5 * ||w - v||^2``; ``step`` is the optimizer's
 learning rate when applied after a gradient step (proximal gradient descent).
+
+In-place list kernels. Training applies L1, L2 and elastic net once per optimizer step to
+every regularized tensor. :func:`elastic_net_add_grad_`, :func:`elastic_net_decay_` and
+:func:`elastic_net_prox_` do it in place on a list of tensors, with the step size folded
+into the strengths; they are the only implementation of these updates, called both by the
+:class:`~shrinkage.Regularizer` (one float strength for a bucket of tensors: fused
+``torch._foreach_*`` kernels) and by the batched search engine (one ``(K, 1, ...)`` strength
+per stacked tensor, a different value for every candidate).
+
+Scratch buffers. ``sign(w)`` and ``clamp(w)`` need a temporary the size of the weight. On
+a CPU, allocating a fresh temporary the size of a large weight at every step costs more
+than the arithmetic itself (page faults), while one buffer reused tensor by tensor stays
+warm in the cache. :func:`scratch_buffers` makes such buffers once; the kernels write into
+them (``out=``) when given, and allocate otherwise. On an accelerator the caching
+allocator makes temporaries cheap and the fused ``_foreach`` kernels are faster, so no
+buffers are made there.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 Strength = float | Tensor
+#: Strengths of a list kernel: one float for every tensor, or one entry per tensor (a float,
+#: a tensor broadcastable against it, or None for no term).
+Factors = float | Sequence[float | Tensor | None]
 
 __all__ = [
     "elastic_net",
+    "elastic_net_add_grad_",
+    "elastic_net_decay_",
     "elastic_net_grad",
     "elastic_net_prox",
+    "elastic_net_prox_",
     "exp_abs",
     "exp_abs_grad",
     "group_lasso",
@@ -43,6 +66,7 @@ __all__ = [
     "l2sp_grad",
     "l2sp_prox",
     "orthogonal",
+    "scratch_buffers",
     "soft_threshold",
 ]
 
@@ -288,3 +312,167 @@ def orthogonal(w: Tensor, factor: Strength, mode: str = "rows", batch_dims: int 
     off_diagonal = product * (1 - torch.eye(n, dtype=w.dtype, device=w.device))
     pairs = n * (n - 1) / 2
     return factor * 0.5 * _sum(off_diagonal.abs(), batch_dims) / pairs
+
+
+# --- in-place list kernels (L1, L2, elastic net) ----------------------------------------
+
+#: Below this many entries in the largest tensor, fresh temporaries are cheap (the
+#: allocator recycles them without page faults) and the fused ``_foreach`` kernels win.
+SCRATCH_MIN_ELEMENTS = 2**15
+
+
+def scratch_buffers(params: Sequence[Tensor]) -> list[Tensor] | None:
+    """Buffers the list kernels may overwrite, step after step, or ``None``.
+
+    One flat buffer as large as the largest tensor, seen through one view shaped like each
+    tensor (the views alias each other: the kernels use them one tensor at a time). Made
+    only for large CPU tensors of one dtype (see the module docstring).
+
+    Args:
+        params: the tensors the kernels will be called on, in that order.
+
+    Returns:
+        One view per tensor, or ``None`` (use fresh temporaries).
+    """
+    if not params:
+        return None
+    first = params[0]
+    if first.device.type != "cpu" or any(
+        p.dtype != first.dtype or p.device != first.device for p in params
+    ):
+        return None
+    largest = max(p.numel() for p in params)
+    if largest < SCRATCH_MIN_ELEMENTS:
+        return None
+    flat = torch.empty(largest, dtype=first.dtype)
+    return [flat[: p.numel()].view(p.shape) for p in params]
+
+
+def _out(scratch: Sequence[Tensor] | None, i: int, like: Tensor) -> Tensor | None:
+    """Scratch buffer ``i`` as an ``out=`` for a result shaped like ``like``; ``None``
+    (allocate) without buffers or when the tensor changed shape, dtype or device."""
+    if scratch is None:
+        return None
+    s = scratch[i]
+    if s.shape != like.shape or s.dtype != like.dtype or s.device != like.device:
+        return None
+    return s
+
+
+def _per_tensor(factors: Factors, n: int) -> Sequence[float | Tensor | None]:
+    return [factors] * n if isinstance(factors, int | float) else factors
+
+
+def _is_zero(factor: float | Tensor | None) -> bool:
+    return factor is None or (isinstance(factor, int | float) and factor == 0)
+
+
+def _shared(factors: Factors) -> bool:
+    """One float for every tensor: the fused ``_foreach`` kernels apply."""
+    return isinstance(factors, int | float)
+
+
+def elastic_net_add_grad_(
+    grads: list[Tensor],
+    params: list[Tensor],
+    l1: Factors,
+    l2: Factors,
+    scratch: Sequence[Tensor] | None = None,
+) -> None:
+    """In place: ``grads[i] += l1_i * sign(params[i]) + 2 * l2_i * params[i]``.
+
+    The gradient of ``l1 * sum|w| + l2 * sum w**2`` (:func:`elastic_net_grad`) added to each
+    gradient; L1 (``l2 = 0``) and L2 (``l1 = 0``) skip the other term.
+
+    Args:
+        grads: gradients, updated in place.
+        params: the tensors, aligned with ``grads``.
+        l1: L1 strengths (see :data:`Factors`).
+        l2: L2 strengths.
+        scratch: buffers from :func:`scratch_buffers` (never changes the result).
+    """
+    if _shared(l2) and _shared(l1) and scratch is None:
+        if l1:
+            torch._foreach_add_(grads, torch._foreach_sign(params), alpha=l1)
+        if l2:
+            torch._foreach_add_(grads, params, alpha=2 * l2)
+        return
+    a, b = _per_tensor(l1, len(params)), _per_tensor(l2, len(params))
+    for i, (g, p) in enumerate(zip(grads, params)):
+        if not _is_zero(a[i]):
+            _add_scaled_(g, torch.sign(p, out=_out(scratch, i, p)), a[i])
+        if not _is_zero(b[i]):
+            _add_scaled_(g, p, 2 * b[i])
+
+
+def elastic_net_decay_(
+    params: list[Tensor], l1: Factors, l2: Factors, scratch: Sequence[Tensor] | None = None
+) -> None:
+    """In place, the decoupled update ``p -= l1_i * sign(p) + 2 * l2_i * p`` for each ``p``.
+
+    The step size is folded into the strengths (``l1 = lr * strength``): the update of
+    ``torch.optim.AdamW`` for L2 (``w *= 1 - 2 * lr * l2``), with the L1 term taken from the
+    signs of the weights before the update.
+
+    Args:
+        params: the tensors, updated in place.
+        l1: ``lr``-scaled L1 strengths (see :data:`Factors`).
+        l2: ``lr``-scaled L2 strengths.
+        scratch: buffers from :func:`scratch_buffers`.
+    """
+    if _shared(l2) and _shared(l1) and scratch is None:
+        signs = torch._foreach_sign(params) if l1 else None
+        if l2:
+            torch._foreach_mul_(params, 1 - 2 * l2)
+        if signs is not None:
+            torch._foreach_add_(params, signs, alpha=-l1)
+        return
+    a, b = _per_tensor(l1, len(params)), _per_tensor(l2, len(params))
+    for i, p in enumerate(params):
+        sign = None if _is_zero(a[i]) else torch.sign(p, out=_out(scratch, i, p))
+        if not _is_zero(b[i]):
+            p.mul_(1 - 2 * b[i])
+        if sign is not None:
+            _add_scaled_(p, sign, -a[i])
+
+
+def elastic_net_prox_(
+    params: list[Tensor], l1: Factors, l2: Factors, scratch: Sequence[Tensor] | None = None
+) -> None:
+    """In place, the proximal step: ``params[i] = S(params[i], l1_i) / (1 + 2 * l2_i)``.
+
+    The proximal operator of ``l1 * sum|w| + l2 * sum w**2`` with the step folded into the
+    strengths (``l1 = step * strength``; :func:`elastic_net_prox`): soft-threshold, then
+    shrink. The soft-threshold is computed as ``w - clamp(w, -t, t)``, which equals
+    ``sign(w) * max(|w| - t, 0)`` to the last bit (exact zeros where ``|w| <= t``) in fewer
+    passes. A strength may be a full tensor (one threshold per coordinate).
+
+    Args:
+        params: the tensors, updated in place.
+        l1: ``step``-scaled L1 strengths, the thresholds (see :data:`Factors`).
+        l2: ``step``-scaled L2 strengths.
+        scratch: buffers from :func:`scratch_buffers`.
+    """
+    if _shared(l2) and _shared(l1) and scratch is None:
+        if l1:
+            inside = torch._foreach_clamp_max(params, l1)
+            torch._foreach_clamp_min_(inside, -l1)
+            torch._foreach_sub_(params, inside)
+        if l2:
+            torch._foreach_mul_(params, 1 / (1 + 2 * l2))
+        return
+    a, b = _per_tensor(l1, len(params)), _per_tensor(l2, len(params))
+    for i, p in enumerate(params):
+        if not _is_zero(a[i]):
+            t = a[i]
+            p.sub_(torch.clamp(p, -t, t, out=_out(scratch, i, p)))
+        if not _is_zero(b[i]):
+            p.mul_(1 / (1 + 2 * b[i]))
+
+
+def _add_scaled_(x: Tensor, y: Tensor, factor: float | Tensor) -> None:
+    """``x += factor * y`` for a float or a broadcastable tensor factor."""
+    if isinstance(factor, int | float):
+        x.add_(y, alpha=factor)
+    else:
+        x.addcmul_(y, factor)

@@ -6,21 +6,21 @@ import torch
 from torch import nn
 
 from shrinkage import L1, L2, ElasticNet, Regularizer
-from shrinkage.batched import (
+from shrinkage.errors import ShrinkageError
+from shrinkage.functional import penalties as F
+from shrinkage.models import MLP, generators, init_mlp_, placement_plan
+from shrinkage.search.engine import (
     StackedMLP,
     StackedModule,
     StackedOptimizer,
+    StackPenalty,
     TrainSettings,
-    _StackPenalty,
     check_elementwise_optimizer,
     estimate_bytes,
     layer_strengths,
     predict_stack,
     train_stack,
 )
-from shrinkage.errors import ShrinkageError
-from shrinkage.functional import penalties as F
-from shrinkage.models import MLP, generators, init_mlp_, placement_plan
 from shrinkage.training import fit_model, make_loss, make_optimizer
 
 N_ROWS, N_IN = 41, 4
@@ -262,13 +262,13 @@ def test_in_place_penalty_updates_match_the_functional_formulas():
     stack = StackedMLP.from_seeds([1, 2, 3], [3, 4, 2])
     l1 = torch.tensor([[0.1, 0.0], [0.0, 0.2], [0.05, 0.05]])
     l2 = torch.tensor([[0.0, 0.3], [0.1, 0.0], [0.02, 0.02]])
-    penalty = _StackPenalty(stack, l1, l2)
+    penalty = StackPenalty(stack, l1, l2)
     weights = [w.clone() for w in stack.weights()]
-    penalty.add_grad_()
+    penalty.apply("add_grad", 0.0)
     for i, (w, g) in enumerate(zip(weights, stack.weight_grads())):
         expected = F.elastic_net_grad(w, l1[:, i], l2[:, i], batch_dims=1)
         torch.testing.assert_close(g, expected)
-    penalty.prox_(0.5, None)
+    penalty.apply("prox", 0.5)
     for i, (w, now) in enumerate(zip(weights, stack.weights())):
         expected = F.elastic_net_prox(w, l1[:, i], l2[:, i], 0.5, batch_dims=1)
         torch.testing.assert_close(now, expected)
@@ -348,7 +348,7 @@ BAD_INPUTS = [
         "Use BatchNorm(track_running_stats=False), GroupNorm or LayerNorm.",
     ),
     (
-        lambda: _StackPenalty(StackedMLP(2, [2, 1]), torch.zeros(2, 2), torch.zeros(2, 1)),
+        lambda: StackPenalty(StackedMLP(2, [2, 1]), torch.zeros(2, 2), torch.zeros(2, 1)),
         "The 'l1' strengths must have shape (2, 1) (candidates, layers). Got (2, 2) instead.",
     ),
 ]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from shrinkage import ShrinkageError
-from shrinkage.diagnostics import weight_table
+from shrinkage.analysis import weight_table
 from shrinkage.estimators import MLPRegressor
 
 

@@ -25,9 +25,9 @@ from shrinkage import (
     Plan,
     Regularizer,
     ShrinkageError,
-    penalties,
     regularize,
 )
+from shrinkage.functional import penalties as functional_penalties
 
 PENALTIES = [
     L1(0.01),
@@ -436,7 +436,7 @@ def test_set_plan_changes_the_penalty_while_training():
 
 
 def test_l1_scratch_is_made_once_and_follows_the_model_dtype(monkeypatch):
-    monkeypatch.setattr(penalties, "SCRATCH_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(functional_penalties, "SCRATCH_MIN_ELEMENTS", 1)
     model = mlp(dtype=torch.float32)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     reg = Regularizer(model, {"*": L1(0.01), "4.weight": L2(0.1)}, "gradient").attach(opt)
@@ -460,7 +460,7 @@ def test_scratch_path_is_bitwise_the_foreach_path(penalty, mode, opt_name, monke
     """Large CPU weights go through reusable buffers, small ones through temporaries."""
     results = []
     for minimum in (1, 2**62):
-        monkeypatch.setattr(penalties, "SCRATCH_MIN_ELEMENTS", minimum)
+        monkeypatch.setattr(functional_penalties, "SCRATCH_MIN_ELEMENTS", minimum)
         model, reg = run_mode(penalty, mode, OPTIMIZERS[opt_name])
         assert (reg.buckets[0].scratch is None) == (minimum > 1)
         results.append(model)

@@ -1,9 +1,9 @@
 """scikit-learn compatible MLP estimators with per-layer weight regularization.
 
 :class:`MLPClassifier` and :class:`MLPRegressor` standardize numeric inputs and one-hot
-encode categorical ones (a :class:`~shrinkage.data.Preprocessor` fitted on the training rows
-only: the seeds ask to standardize inputs before penalizing weights), build an
-:class:`~shrinkage.models.MLP`, put one penalty on the placed layers through
+encode categorical ones (a :class:`~shrinkage.data.Preprocessor` fitted on the training
+rows only: a penalty on the weights treats all inputs alike only when they share one
+scale), build an :class:`~shrinkage.models.MLP`, put one penalty on the placed layers through
 :func:`~shrinkage.models.placement_plan` (with per-layer overrides) and train it with
 :func:`~shrinkage.training.fit_model`.
 
@@ -24,7 +24,6 @@ import math
 import numbers
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,16 +36,19 @@ from sklearn.utils import check_consistent_length, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from shrinkage import penalties as P
-from shrinkage.apply import MODES, Regularizer
-from shrinkage.data import Preprocessor
-from shrinkage.errors import ShrinkageError, check_device, check_strength
-from shrinkage.models import ACTIVATIONS, MLP, generators, init_mlp_, placement_plan
-from shrinkage.penalties import Penalty
-from shrinkage.training import (
+from shrinkage._names import (
     CLASSIFICATION,
-    OPTIMIZERS,
     REGRESSION,
+)
+from shrinkage.data import Preprocessor, encode_labels
+from shrinkage.errors import ShrinkageError
+from shrinkage.estimators import _persistence
+from shrinkage.estimators._config import expected_tensors, from_config, to_config
+from shrinkage.estimators._params import Settings, draw_seed, resolve_params
+from shrinkage.models import MLP, generators, init_mlp_, placement_plan
+from shrinkage.penalties import Penalty
+from shrinkage.regularizer import Regularizer
+from shrinkage.training import (
     fit_model,
     make_loss,
     make_optimizer,
@@ -56,199 +58,7 @@ from shrinkage.training import (
     target_tensor,
 )
 
-__all__ = ["MLPClassifier", "MLPRegressor", "PENALTY_NAMES", "make_penalty"]
-
-#: The names the ``penalty`` parameter accepts.
-PENALTY_NAMES = ("l1", "l2", "elastic_net", "group_lasso", "exp_abs", "l2sp", "none")
-
-_MAX_SEED = 2**32 - 1
-
-
-def make_penalty(
-    name: str | Penalty | None, strength: float, l1_ratio: float = 0.5, argument: str = "penalty"
-) -> Penalty | None:
-    """The penalty object for a named penalty and one strength (Keras meaning).
-
-    ============ ==========================================================================
-    name         penalty added to the mean loss
-    ============ ==========================================================================
-    l1           ``strength * sum|w|``
-    l2           ``strength * sum w**2``
-    elastic_net  ``strength * (l1_ratio * sum|w| + (1 - l1_ratio) * sum w**2)``
-    group_lasso  ``strength * sum_rows sqrt(n_in) * ||w_row||`` (whole neurons to zero)
-    exp_abs      ``strength * sum(exp|w| - 1)``
-    l2sp         ``strength * sum (w - w0)**2``, ``w0`` the weights when training starts
-    none         nothing
-    ============ ==========================================================================
-
-    Args:
-        name: one of :data:`PENALTY_NAMES`, a :class:`~shrinkage.Penalty` (returned as is),
-            or ``None`` (no penalty).
-        strength: ``>= 0``.
-        l1_ratio: elastic net's share of L1, in ``[0, 1]``.
-        argument: the parameter named in error messages.
-
-    Returns:
-        The penalty, or ``None``.
-
-    Raises:
-        ShrinkageError: an unknown name, a negative or non-finite strength, or a ratio
-            outside ``[0, 1]``.
-
-    Example:
-        >>> make_penalty("elastic_net", 0.01, 0.25)
-        ElasticNet(l1=0.0025, l2=0.0075)
-    """
-    if name is None or isinstance(name, Penalty):
-        return name
-    if not isinstance(name, str) or name.lower() not in PENALTY_NAMES:
-        raise ShrinkageError(
-            f"The '{argument}' parameter must be one of {', '.join(PENALTY_NAMES)} or a "
-            f"Penalty. Got {name!r} instead."
-        )
-    name = name.lower()
-    strength = check_strength(strength, "strength")
-    if name == "none":
-        return None
-    if name == "elastic_net":
-        ratio = _check_float(l1_ratio, "l1_ratio", 0.0, 1.0, "[0, 1]")
-        return P.ElasticNet(l1=strength * ratio, l2=strength * (1 - ratio))
-    return {
-        "l1": lambda: P.L1(strength),
-        "l2": lambda: P.L2(strength),
-        "group_lasso": lambda: P.GroupLasso(strength),
-        "exp_abs": lambda: P.ExpAbs(strength),
-        "l2sp": lambda: P.L2SP(strength),
-    }[name]()
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_float(
-    value: object, name: str, low: float, high: float, shown: str, *, open_low: bool = False
-) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    number = float(value) if ok else math.nan  # type: ignore[arg-type]
-    inside = math.isfinite(number) and (number > low if open_low else number >= low)
-    if not (inside and number <= high):
-        raise ShrinkageError(
-            f"The '{name}' parameter must be a float in the range {shown}. Got {value!r} instead."
-        )
-    return number
-
-
-def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ShrinkageError(
-            f"The '{name}' parameter must be an integer >= {low}. Got {value!r} instead."
-        )
-    return int(value)
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ShrinkageError(
-            f"The '{name}' parameter must be True or False. Got {value!r} instead."
-        )
-    return bool(value)
-
-
-def _check_choice(value: object, name: str, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ShrinkageError(
-            f"The '{name}' parameter must be one of {', '.join(map(repr, choices))}. "
-            f"Got {value!r} instead."
-        )
-    return value
-
-
-def _check_hidden(value: object) -> tuple[int, ...]:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value,)
-    if (
-        isinstance(value, str)
-        or not isinstance(value, Sequence | np.ndarray)
-        or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in value)
-        or any(h < 1 for h in value)
-    ):
-        raise ShrinkageError(
-            "The 'hidden_layer_sizes' parameter must be a tuple of positive integers "
-            f"(() for a linear model). Got {value!r} instead."
-        )
-    return tuple(int(h) for h in value)
-
-
-def _check_placement(value: object) -> str | tuple[int, ...]:
-    if isinstance(value, str):
-        return value  # placement_layers names the choices if it is unknown
-    if isinstance(value, Sequence | np.ndarray) and all(
-        isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in value
-    ):
-        return tuple(int(i) for i in value)
-    raise ShrinkageError(
-        "The 'placement' parameter must be 'all', 'hidden', 'output' or a list of layer "
-        f"indices. Got {value!r} instead."
-    )
-
-
-def _layer_penalty(
-    spec: object, layer: object, default: str | Penalty | None, strength: float, l1_ratio: float
-) -> Penalty | None:
-    """One entry of ``layer_penalties``: what replaces the default penalty on that layer."""
-    where = f"layer_penalties[{layer!r}]"
-    if spec is None or isinstance(spec, Penalty):
-        return spec
-    if isinstance(spec, str):
-        return make_penalty(spec, strength, l1_ratio, where)
-    if isinstance(spec, numbers.Real) and not isinstance(spec, bool):
-        if not isinstance(default, str):
-            raise ShrinkageError(
-                f"The '{where}' strength {spec!r} needs a named default 'penalty'; "
-                f"got penalty={default!r}. Give a Penalty or a (name, strength) pair instead."
-            )
-        return make_penalty(default, check_strength(spec, where), l1_ratio, where)
-    if isinstance(spec, tuple | list) and len(spec) == 2 and isinstance(spec[0], str):
-        return make_penalty(spec[0], check_strength(spec[1], where), l1_ratio, where)
-    if isinstance(spec, Mapping):
-        if "class_name" in spec:
-            return P.deserialize(dict(spec))
-        unknown = set(spec) - {"penalty", "strength", "l1_ratio"}
-        if not unknown and "penalty" in spec:
-            return make_penalty(
-                spec["penalty"],
-                check_strength(spec.get("strength", strength), where),
-                spec.get("l1_ratio", l1_ratio),
-                where,
-            )
-    raise ShrinkageError(
-        f"The '{where}' entry must be None, a Penalty, a penalty name, a strength, a "
-        f"(name, strength) pair or a dict with 'penalty' and 'strength'. Got {spec!r} instead."
-    )
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """The estimator's parameters, validated."""
-
-    hidden: tuple[int, ...]
-    activation: str
-    penalty: Penalty | None
-    overrides: dict[int, Penalty | None]
-    placement: str | tuple[int, ...]
-    mode: str
-    optimizer: str
-    learning_rate: float
-    momentum: float
-    epochs: int
-    batch_size: int
-    early_stopping: bool
-    validation_fraction: float
-    patience: int
-    impute: bool
-    warm_start: bool
-    device: torch.device
-    verbose: bool
+__all__ = ["MLPClassifier", "MLPRegressor"]
 
 
 def _is_frame(X: object) -> bool:
@@ -315,77 +125,13 @@ class _BaseMLP(BaseEstimator):
 
     # ----------------------------------------------------------------- parameters
 
-    def _resolve_params(self) -> _Settings:
+    def _resolve_params(self) -> Settings:
         """Validate every parameter; the first bad one raises a one-line ShrinkageError."""
-        strength = check_strength(self.strength, "strength")
-        l1_ratio = _check_float(self.l1_ratio, "l1_ratio", 0.0, 1.0, "[0, 1]")
-        penalty = make_penalty(self.penalty, strength, l1_ratio)
-        overrides: dict[int, Penalty | None] = {}
-        if self.layer_penalties is not None:
-            if not isinstance(self.layer_penalties, Mapping):
-                raise ShrinkageError(
-                    "The 'layer_penalties' parameter must be a dict {layer index: penalty} or "
-                    f"None. Got {self.layer_penalties!r} instead."
-                )
-            for layer, spec in self.layer_penalties.items():
-                if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
-                    raise ShrinkageError(
-                        "The 'layer_penalties' keys must be layer indices (integers). "
-                        f"Got {layer!r} instead."
-                    )
-                overrides[int(layer)] = _layer_penalty(
-                    spec, layer, self.penalty, strength, l1_ratio
-                )
-        return _Settings(
-            hidden=_check_hidden(self.hidden_layer_sizes),
-            activation=_check_choice(self.activation, "activation", tuple(ACTIVATIONS)),
-            penalty=penalty,
-            overrides=overrides,
-            placement=_check_placement(self.placement),
-            mode=_check_choice(self.mode, "mode", MODES),
-            optimizer=_check_choice(self.optimizer, "optimizer", OPTIMIZERS),
-            learning_rate=_check_float(
-                self.learning_rate, "learning_rate", 0.0, math.inf, "(0, inf)", open_low=True
-            ),
-            momentum=_check_float(self.momentum, "momentum", 0.0, 1.0, "[0, 1]"),
-            epochs=_check_int(self.epochs, "epochs", 1),
-            batch_size=_check_int(self.batch_size, "batch_size", 1),
-            early_stopping=_check_bool(self.early_stopping, "early_stopping"),
-            validation_fraction=_check_float(
-                self.validation_fraction,
-                "validation_fraction",
-                0.0,
-                0.5,
-                "(0, 0.5]",
-                open_low=True,
-            ),
-            patience=_check_int(self.patience, "patience", 1),
-            impute=_check_bool(self.impute, "impute"),
-            warm_start=_check_bool(self.warm_start, "warm_start"),
-            device=check_device(self.device),
-            verbose=_check_bool(self.verbose, "verbose"),
-        )
+        return resolve_params(self.get_params(deep=False))
 
     def _draw_seed(self) -> int:
         """The integer seed of this fit: ``random_state`` itself when it is an int."""
-        state = self.random_state
-        if state is None:
-            return int(np.random.randint(0, 2**31 - 1))
-        if isinstance(state, numbers.Integral) and not isinstance(state, bool):
-            if not 0 <= state <= _MAX_SEED:
-                raise ShrinkageError(
-                    f"The 'random_state' parameter must be an integer in [0, {_MAX_SEED}], a "
-                    f"numpy RandomState or None. Got {state!r} instead."
-                )
-            return int(state)
-        if isinstance(state, np.random.RandomState):
-            return int(state.randint(0, 2**31 - 1))
-        if isinstance(state, np.random.Generator):
-            return int(state.integers(0, 2**31 - 1))
-        raise ShrinkageError(
-            f"The 'random_state' parameter must be an integer in [0, {_MAX_SEED}], a numpy "
-            f"RandomState or None. Got {state!r} instead."
-        )
+        return draw_seed(self.random_state)
 
     # ----------------------------------------------------------------- data
 
@@ -577,7 +323,7 @@ class _BaseMLP(BaseEstimator):
         return best["epoch"]
 
     def _progress(
-        self, settings: _Settings, progress: Callable[[int, dict[str, Any]], None] | None
+        self, settings: Settings, progress: Callable[[int, dict[str, Any]], None] | None
     ) -> Callable[[int, dict[str, Any]], None] | None:
         if not settings.verbose:
             return progress
@@ -644,7 +390,7 @@ class _BaseMLP(BaseEstimator):
             return self.model_.hidden(features, int(layer)).cpu().numpy()
 
     def save(self, directory: str | Path) -> Path:
-        """Save the fitted model to ``directory`` (see :func:`shrinkage.persistence.save`).
+        """Save the fitted model to ``directory`` (see :func:`shrinkage.estimators.save`).
 
         Args:
             directory: the model directory to create or replace.
@@ -652,9 +398,7 @@ class _BaseMLP(BaseEstimator):
         Returns:
             The directory.
         """
-        from shrinkage.persistence import save
-
-        return save(self, directory)
+        return _persistence.save(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> _BaseMLP:
@@ -670,14 +414,34 @@ class _BaseMLP(BaseEstimator):
         Raises:
             ShrinkageError: a missing, tampered or incompatible model, or another class.
         """
-        from shrinkage.persistence import load
-
-        estimator = load(directory, device=device)
+        estimator = _persistence.load(directory, device=device)
         if not isinstance(estimator, cls):
             raise ShrinkageError(
                 f"The model in '{directory}' is a {type(estimator).__name__}, not a {cls.__name__}."
             )
         return estimator
+
+    # ----------------------------------------------------------------- saved form
+
+    def _to_config(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The JSON content of ``model.json`` and the weights (:func:`._config.to_config`)."""
+        return to_config(self)
+
+    @classmethod
+    def _expected_tensors(cls, config: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], str]:
+        """The tensors a saved model's weights file must hold, by name, with their shapes."""
+        return expected_tensors(cls, config)
+
+    @classmethod
+    def _from_config(
+        cls, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device
+    ) -> _BaseMLP:
+        """The fitted estimator from a saved model (:func:`._config.from_config`)."""
+        return from_config(cls, config, tensors, device)
+
+    def _check_saved_outputs(self, classes: np.ndarray | None, n_out: int) -> None:
+        """Refuse a saved output layer that does not fit the task (and classes)."""
+        raise NotImplementedError  # abstract: each task checks its own output layer
 
     def describe_plan(self) -> str:
         """The resolved plan: which weight gets which penalty (see :meth:`Plan.describe`)."""
@@ -690,6 +454,7 @@ class _BaseMLP(BaseEstimator):
         return tags
 
 
+@_persistence.register
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """A regularized multilayer perceptron classifier (scikit-learn API).
 
@@ -756,24 +521,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _task = CLASSIFICATION
 
+    def _check_saved_outputs(self, classes: np.ndarray | None, n_out: int) -> None:
+        if classes is None or len(classes) < 2:
+            raise ShrinkageError("a classifier needs at least 2 'classes'")
+        if n_out != (1 if len(classes) == 2 else len(classes)):
+            raise ShrinkageError(f"{len(classes)} classes do not fit {n_out} outputs")
+
     def _encode_y(self, y: np.ndarray, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
         check_classification_targets(y)
-        if warm:
-            known = self.classes_
-            new = np.setdiff1d(np.unique(y), known)
-            if len(new):
-                raise ShrinkageError(
-                    f"warm_start=True keeps the classes {known.tolist()!r}; y has new classes "
-                    f"{new.tolist()!r}. Use warm_start=False to start over."
-                )
-            return np.searchsorted(known, y).astype(np.int64), known
-        classes, codes = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ShrinkageError(
-                f"MLPClassifier needs at least 2 classes in y; got one class, "
-                f"{classes[0].item() if hasattr(classes[0], 'item') else classes[0]!r}."
-            )
-        return codes.astype(np.int64).reshape(-1), classes
+        return encode_labels(y, self.classes_ if warm else None, name="MLPClassifier")
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row.
@@ -823,6 +579,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return torch.log_softmax(outputs, dim=1).cpu().numpy()
 
 
+@_persistence.register
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A regularized multilayer perceptron regressor (scikit-learn API).
 
@@ -844,6 +601,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
 
     _task = REGRESSION
+
+    def _check_saved_outputs(self, classes: np.ndarray | None, n_out: int) -> None:
+        if n_out != 1:
+            raise ShrinkageError(f"a regressor has 1 output, not {n_out}")
 
     def _encode_y(self, y: np.ndarray, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
         values = np.asarray(y, dtype=np.float64).reshape(-1)

@@ -1,0 +1,79 @@
+"""What regularization did: it reads models and search results, and never trains.
+
+* the over-fitting diagnosis from the train/validation gap (:func:`diagnose` and its
+  feeders; ``_diagnosis.py``);
+* per-layer weight statistics (:func:`weight_table`: norms, sparsity, dead units;
+  ``_weights.py``) and the weight matrices themselves (:func:`layer_weights`);
+* hidden activations, the sub-model ``input -> hidden layer`` (:func:`hidden_activations`,
+  :func:`activation_summary`; ``_activations.py``);
+* the reading of a search's ``cv_results_`` that the plots and the report share
+  (:func:`as_results_frame`, :func:`best_index`, :func:`placement_table`; ``_results.py``);
+* the figures (``plot_*``, matplotlib; ``_plots.py``).
+"""
+
+from shrinkage.analysis._activations import activation_summary, hidden_activations, layer_weights
+from shrinkage.analysis._diagnosis import (
+    BALANCED,
+    BIAS_THRESHOLD,
+    HIGH_BIAS,
+    HIGH_VARIANCE,
+    VARIANCE_THRESHOLD,
+    Diagnosis,
+    diagnose,
+    diagnose_estimator,
+    diagnose_history,
+    diagnose_scores,
+    diagnose_search,
+)
+from shrinkage.analysis._plots import (
+    plot_decision_boundary,
+    plot_learning_curves,
+    plot_placement_study,
+    plot_regularization_path,
+    plot_validation_curve,
+    plot_weight_histograms,
+)
+from shrinkage.analysis._results import (
+    as_results_frame,
+    as_text,
+    best_index,
+    grid_rows,
+    group_columns,
+    layer_indices,
+    one_standard_error_index,
+    placement_table,
+)
+from shrinkage.analysis._weights import SMALL, weight_table
+
+__all__ = [
+    "BALANCED",
+    "BIAS_THRESHOLD",
+    "HIGH_BIAS",
+    "HIGH_VARIANCE",
+    "SMALL",
+    "VARIANCE_THRESHOLD",
+    "Diagnosis",
+    "activation_summary",
+    "as_results_frame",
+    "as_text",
+    "best_index",
+    "diagnose",
+    "diagnose_estimator",
+    "diagnose_history",
+    "diagnose_scores",
+    "diagnose_search",
+    "grid_rows",
+    "group_columns",
+    "hidden_activations",
+    "layer_indices",
+    "layer_weights",
+    "one_standard_error_index",
+    "placement_table",
+    "plot_decision_boundary",
+    "plot_learning_curves",
+    "plot_placement_study",
+    "plot_regularization_path",
+    "plot_validation_curve",
+    "plot_weight_histograms",
+    "weight_table",
+]

@@ -1,0 +1,515 @@
+"""The HTML report: one self-contained file that shows what regularization did.
+
+:func:`render_html` turns :class:`~shrinkage.report.ReportInputs` into a single HTML page:
+every figure is a base64 PNG inside it, the CSS is inline, there is no script, and a
+Content-Security-Policy forbids loading anything, so it opens offline, from an e-mail
+attachment, on a phone (responsive layout, viewport meta). It states the data, the search
+space, the chosen configuration, the convention of lambda, the over-fitting diagnosis, and
+shows the figures of :mod:`shrinkage.analysis`. :func:`build_report` writes it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shrinkage._io import atomic_write
+from shrinkage._names import placement_text
+from shrinkage.analysis import (
+    Diagnosis,
+    activation_summary,
+    as_results_frame,
+    as_text,
+    best_index,
+    diagnose_history,
+    diagnose_search,
+    grid_rows,
+    group_columns,
+    one_standard_error_index,
+)
+from shrinkage.errors import ShrinkageError
+from shrinkage.report._figures import _figures_html
+from shrinkage.report._files import (
+    REPORT_FILE,
+    ReportInputs,
+    load_report_inputs,
+)
+from shrinkage.report._markup import _CSP, _CSS, _KIND_TERMS, _e, _num, _pairs, _table
+
+_TOP_ROWS = 10
+#: scorings whose ``1 - score`` is an error the diagnosis can read (rate or unexplained R²).
+_ERROR_SCORINGS = ("accuracy", "balanced_accuracy", "r2")
+
+
+# --------------------------------------------------------------------------- the sections
+
+
+def _chosen(inputs: ReportInputs) -> dict[str, Any]:
+    """The chosen configuration: the chosen results row, or the estimator's parameters.
+
+    The estimator wins when it is not the row's configuration (the demo shows its own
+    regularized network next to a search): the cards must describe the model the figures
+    show. The row's CV scores are kept only when they are that model's.
+    """
+    from_model = _estimator_config(inputs.estimator)
+    if inputs.results is None:
+        return from_model
+    row = inputs.results.iloc[inputs.chosen_row()]
+    out = {
+        k.removeprefix("param_"): row[k]
+        for k in inputs.results.columns
+        if str(k).startswith("param_") and not _is_missing(row[k])
+    }
+    if from_model and not _same_config(from_model, out):
+        return from_model
+    for key in ("mean_test_score", "std_test_score", "mean_train_score"):
+        if key in row:
+            out[key] = row[key]
+    return out
+
+
+def _is_missing(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _estimator_config(estimator: Any) -> dict[str, Any]:
+    params = _estimator_params(estimator)
+    if not params:
+        return {}
+    if isinstance(params.get("penalty"), str):
+        params["kind"] = params["penalty"]
+    if params.get("kind") != "elastic_net":
+        params.pop("l1_ratio", None)
+    return {k: params[k] for k in ("kind", "strength", "placement", "l1_ratio") if k in params}
+
+
+def _same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    for key in ("kind", "strength", "placement", "l1_ratio"):
+        if key not in a or key not in b:
+            continue
+        left, right = a[key], b[key]
+        if key in ("strength", "l1_ratio"):
+            if not math.isclose(float(left), float(right), rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        elif placement_text(left) != placement_text(right):
+            return False
+    return True
+
+
+def _estimator_params(estimator: Any) -> dict[str, Any]:
+    if estimator is None or not hasattr(estimator, "get_params"):
+        return {}
+    return {
+        k: v
+        for k, v in estimator.get_params(deep=False).items()
+        if isinstance(v, str | int | float | bool | tuple | list | type(None))
+    }
+
+
+def _search_space(inputs: ReportInputs) -> dict[str, Any]:
+    """What was searched, read from the results, completed by the saved settings."""
+    given = dict(inputs.search_space)
+    space: dict[str, Any] = {}
+    frame = inputs.results
+    if frame is not None:
+        grid = frame[grid_rows(frame)]
+        refined = len(frame) - len(grid)
+        space["configurations"] = f"{len(grid)}" + (f" + {refined} refined" if refined else "")
+        for column in ("param_strength", "param_kind", "param_placement", "param_l1_ratio"):
+            if column in grid:
+                values = grid[column].dropna().unique().tolist()
+                if column == "param_strength":
+                    values = sorted(float(v) for v in values)
+                if values:
+                    space[column.removeprefix("param_")] = values
+        splits = [c for c in frame.columns if re.fullmatch(r"split\d+_test_score", str(c))]
+        if splits:
+            space["folds"] = len(splits)
+            space["models trained"] = len(frame) * len(splits)
+        if "mean_fit_time" in frame:
+            space["mean fit time per model (s)"] = round(float(frame["mean_fit_time"].mean()), 4)
+    # The saved settings say what the results cannot (scoring, choice rule); the lists the
+    # results already show are not repeated.
+    for key, plural in (
+        ("strength", "strengths"),
+        ("kind", "kinds"),
+        ("placement", "placements"),
+        ("l1_ratio", "l1_ratios"),
+    ):
+        value = given.pop(plural, None)
+        if key not in space and value is not None:
+            space[key] = value
+    if "elastic_net" not in [str(k) for k in space.get("kind", [])]:
+        space.pop("l1_ratio", None)
+    n_splits = given.pop("n_splits", None)
+    cv = given.pop("cv", None)
+    if "folds" not in space and (n_splits or cv) is not None:
+        space["folds"] = n_splits or cv
+    if "one_standard_error" in given:
+        one_se = bool(given.pop("one_standard_error"))
+        space["choice rule"] = (
+            "largest strength within one standard error of the best"
+            if one_se
+            else "best mean CV score"
+        )
+    if "refine" in given:
+        refine, points = bool(given.pop("refine")), given.pop("refine_points", None)
+        epochs = given.pop("refine_epochs", None)
+        if refine:
+            space["refine"] = f"{points} points around the best" + (
+                f", {epochs} more epochs" if epochs else ""
+            )
+        else:
+            space["refine"] = "no"
+    given.pop("refine_points", None)
+    given.pop("refine_epochs", None)
+    space.update(given)
+    return space
+
+
+def _convention_html(chosen: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    kind = str(chosen.get("kind", "l2")).lower()
+    strength = chosen.get("strength")
+    lam = float(strength) if strength is not None and not pd.isna(strength) else None
+    term = _KIND_TERMS.get(kind, f"λ·Ω(W) ({kind})")
+    parts = [
+        "<p>Strengths use the <b>Keras meaning</b>: the penalty is added, as written, to the "
+        f"<b>mean</b> data loss: <code>J = mean loss + {_e(term)}</code>, summed over the "
+        "weight matrices of the regularized layers (biases are not penalized). "
+        "<code>L2(λ)</code> adds <code>λ·Σw²</code>, whose gradient is <code>2λ·w</code>.</p>"
+    ]
+    m = data.get("rows")
+    rows = [
+        ("Keras / shrinkage", "λ·Σw² added to the mean loss", "λ", _num(lam) if lam else "λ"),
+        (
+            "course (m examples)",
+            "(λ_c / 2m)·Σw²",
+            "λ_c = 2m·λ",
+            _num(2 * m * lam) + f" (m = {m})" if lam and m else "–",
+        ),
+        ("torch weight_decay (SGD)", "gradient + wd·w", "wd = 2λ", _num(2 * lam) if lam else "–"),
+        (
+            "scikit-learn alpha (batch n)",
+            "(α / 2n)·Σw²",
+            "α = 2n·λ",
+            "depends on the batch size n",
+        ),
+    ]
+    parts.append(_table(rows, ("convention", "term", "equivalent", "for the chosen λ")))
+    parts.append(
+        '<p class="note">The L2 rows are exact equivalents for plain SGD; Adam with '
+        "<code>weight_decay</code> differs (AdamW decouples the decay). For L1 the "
+        "term is <code>λ·Σ|w|</code> with gradient <code>λ·sign(w)</code>.</p>"
+    )
+    return "".join(parts)
+
+
+def _badge(diagnosis: Diagnosis) -> str:
+    css = {"high variance": "variance", "high bias": "bias"}.get(diagnosis.verdict, "balanced")
+    return f'<span class="badge {css}">{_e(diagnosis.verdict)}</span>'
+
+
+def _search_label(inputs: ReportInputs) -> str:
+    """The search row's label: "chosen…" when it is the shown model, else what it is."""
+    row = inputs.results.iloc[inputs.chosen_row()]
+    config = {k.removeprefix("param_"): row[k] for k in row.index if str(k).startswith("param_")}
+    shown = _estimator_config(inputs.estimator)
+    if not shown or _same_config(shown, config):
+        return "chosen configuration, cross-validated"
+    return (
+        f"the search's choice ({config.get('kind', '')} λ={_num(config.get('strength'))} on "
+        f"{config.get('placement', '')}), cross-validated"
+    )
+
+
+def _thresholds(inputs: ReportInputs) -> dict[str, float]:
+    """A ``baseline_error`` saved with the data (the task's Bayes / human error)."""
+    value = inputs.data.get("baseline_error")
+    return {"baseline_error": float(value)} if isinstance(value, int | float) else {}
+
+
+def _diagnosis_html(inputs: ReportInputs) -> tuple[str, Diagnosis | None]:
+    found: list[tuple[str, Diagnosis]] = list(inputs.diagnoses)
+    scoring = str(inputs.search_space.get("scoring") or "accuracy")
+    notes = []
+    if inputs.results is not None and "mean_train_score" in inputs.results:
+        if scoring in _ERROR_SCORINGS:
+            try:
+                found.append(
+                    (
+                        _search_label(inputs),
+                        diagnose_search(inputs.results, inputs.chosen_row(), **_thresholds(inputs)),
+                    )
+                )
+            except ShrinkageError as err:
+                notes.append(f"Cross-validated scores not diagnosed: {err}")
+        else:
+            notes.append(
+                f"The search scored with {scoring}, which is not an error rate or R²; "
+                "the cross-validated scores are not diagnosed."
+            )
+    history = getattr(inputs.estimator, "history_", None)
+    if history:
+        try:
+            found.append(
+                (
+                    "refit model, last epoch (validation rows)",
+                    diagnose_history(history, **_thresholds(inputs)),
+                )
+            )
+        except ShrinkageError as err:
+            notes.append(f"The refit model's learning history was not diagnosed: {err}")
+    note_html = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    if not found:
+        return note_html + '<p class="note">No train and validation scores to diagnose.</p>', None
+    rows = [
+        (
+            where,
+            f"{d.train_error:.2%}",
+            f"{d.val_error:.2%}",
+            f"{100 * d.gap:.1f} pts",
+            d.verdict,
+            f"{d.direction} λ",
+        )
+        for where, d in found
+    ]
+    # The headline is the chosen model's verdict; other rows (a baseline) are context.
+    first = next((d for where, d in found if where.startswith("chosen")), found[0][1])
+    text = (
+        f"<p>{_badge(first)} {_e(first.advice[0].upper() + first.advice[1:])}.</p>"
+        + _table(rows, ("measured on", "train error", "validation error", "gap", "verdict", "λ"))
+        + '<p class="note">Error = 1 − score (accuracy or R²). Rules, checked in this order: '
+        f"train error above the baseline error ({first.baseline_error:.0%}) by more than "
+        f"{first.bias_threshold:.0%} ⇒ high bias (decrease λ); validation error above train "
+        f"error by more than {first.variance_threshold:.0%} ⇒ high variance (increase λ); "
+        "otherwise balanced. Example: 1% train vs 11% validation error is high variance.</p>"
+        + note_html
+    )
+    return text, first
+
+
+def _top_table(inputs: ReportInputs) -> str:
+    """The best configurations by mean CV score, the chosen one highlighted."""
+    frame = inputs.results
+    order = frame.sort_values("mean_test_score", ascending=False, kind="stable")
+    chosen, best = inputs.chosen_row(), best_index(frame)
+    one_se = one_standard_error_index(frame)
+    shown = list(order.index[:_TOP_ROWS])
+    if chosen not in shown:  # the one-SE choice may rank lower; always show it
+        shown.append(chosen)
+    params = [c for c in ("param_strength", "param_kind", "param_placement") if c in frame]
+    params += [c for c in group_columns(frame) if c not in params]
+    if "stage" in frame and as_text(frame["stage"]).nunique() > 1:
+        params.append("stage")
+    scores = [
+        c
+        for c in ("mean_test_score", "std_test_score", "mean_train_score", "mean_fit_time")
+        if c in frame
+    ]
+    rows, highlight = [], -1
+    for position, index in enumerate(shown):
+        row = frame.loc[index]
+        marks = [
+            text
+            for text, hit in (
+                ("chosen", index == chosen),
+                ("best", index == best),
+                ("one-SE", index == one_se),
+            )
+            if hit
+        ]
+        if index == chosen:
+            highlight = position
+        rows.append([*[row[c] for c in params], *[float(row[c]) for c in scores], ", ".join(marks)])
+    header = [c.removeprefix("param_") for c in params] + scores + [""]
+    return _table(rows, header, highlight=highlight)
+
+
+def _weights_html(inputs: ReportInputs) -> str:
+    if inputs.estimator is None:
+        return ""
+    from shrinkage.analysis import weight_table
+
+    table = weight_table(inputs.estimator)
+    if not table:
+        return ""
+    header = list(table[0].keys())
+    rows = [[row.get(k) for k in header] for row in table]
+    rows = [[str(v) if isinstance(v, tuple | list) else v for v in row] for row in rows]
+    return "<h3>Weights of the chosen model</h3>" + _table(rows, header)
+
+
+def _activations_html(inputs: ReportInputs) -> str:
+    summary = inputs.activations
+    if inputs.estimator is not None and inputs.X is not None:
+        try:
+            summary = activation_summary(inputs.estimator, inputs.X)
+        except ShrinkageError:
+            pass  # a linear model has no hidden layer
+    if not summary:
+        return ""
+    header = list(summary[0].keys())
+    return (
+        "<h3>Hidden activations on the data rows</h3>"
+        + _table([[row[k] for k in header] for row in summary], header)
+        + '<p class="note">A dead unit outputs 0 for every row (a ReLU that never fires: no '
+        "gradient reaches its weights).</p>"
+    )
+
+
+def _summary_html(inputs: ReportInputs, chosen: Mapping[str, Any], diagnosis: Any) -> str:
+    cards = []
+    for key, label in (
+        ("kind", "penalty"),
+        ("strength", "strength λ"),
+        ("placement", "placement"),
+        ("l1_ratio", "l1_ratio"),
+    ):
+        if key in chosen:
+            cards.append((label, _num(chosen[key]) if key != "kind" else chosen[key]))
+    if "mean_test_score" in chosen:
+        std = chosen.get("std_test_score")
+        cv = _num(chosen["mean_test_score"])
+        cards.append(("CV score", cv + (f" ± {_num(std, 2)}" if std is not None else "")))
+    if "mean_train_score" in chosen:
+        cards.append(("train score", _num(chosen["mean_train_score"])))
+    if diagnosis is not None:
+        cards.append(("diagnosis", diagnosis.verdict))
+    html_cards = "".join(
+        f'<div class="card"><div class="label">{_e(label)}</div>'
+        f'<div class="value">{_e(value)}</div></div>'
+        for label, value in cards
+    )
+    return f'<div class="cards">{html_cards}</div>'
+
+
+def render_html(inputs: ReportInputs) -> str:
+    """The report as an HTML string (see :func:`build_report`)."""
+    chosen = _chosen(inputs) if (inputs.results is not None or inputs.estimator) else {}
+    diagnosis_text, diagnosis = _diagnosis_html(inputs)
+    data = dict(inputs.data)
+    if not data and inputs.estimator is not None:
+        n_in = getattr(inputs.estimator, "n_features_in_", None)
+        if n_in is not None:
+            data["features"] = int(n_in)
+    settings = _estimator_params(inputs.estimator)
+    # Pictures before prose: the verdict and the figures come right after the choice.
+    sections = [
+        ("Chosen configuration", _summary_html(inputs, chosen, diagnosis)),
+        ("Diagnosis", diagnosis_text),
+        ("Figures", _figures_html(inputs)),
+        (
+            "Data",
+            _pairs(data) if data else '<p class="note">No description of the data was saved.</p>',
+        ),
+        (
+            "Search space",
+            _pairs(_search_space(inputs))
+            if (inputs.results is not None or inputs.search_space)
+            else '<p class="note">No search: a single fit.</p>',
+        ),
+        ("The convention of λ", _convention_html(chosen, data)),
+    ]
+    details = _weights_html(inputs) + _activations_html(inputs)
+    if settings:
+        details += "<h3>Estimator settings</h3>" + _pairs(settings)
+    if details:
+        sections.append(("The chosen model", details))
+    if inputs.results is not None:
+        sections.append(("Best configurations by CV score", _top_table(inputs)))
+    from shrinkage._version import __version__
+
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+    body = "".join(f"<section><h2>{_e(t)}</h2>{content}</section>" for t, content in sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f"<title>{_e(inputs.title)}</title><style>{_CSS}</style></head>"
+        f"<body><main><header><h1>{_e(inputs.title)}</h1>"
+        f"<p>What weight regularization did · generated {stamp}</p></header>"
+        f"{body}<footer>shrinkage {_e(__version__)} · one self-contained file: "
+        "no scripts, no network</footer></main></body></html>\n"
+    )
+
+
+def build_report(
+    source: Any = None,
+    path: str | os.PathLike | None = None,
+    *,
+    results: Any = None,
+    estimator: Any = None,
+    baseline: Any = None,
+    data: Mapping[str, Any] | None = None,
+    search_space: Mapping[str, Any] | None = None,
+    X: Any = None,
+    y: Any = None,
+    title: str | None = None,
+) -> Path:
+    """Write the self-contained HTML report and return its path.
+
+    Args:
+        source: a results directory (``results.csv``, ``model/``, ``search.json``,
+            ``baseline.safetensors``), a fitted search (``cv_results_``,
+            ``best_estimator_``), a fitted estimator, or ``None`` (keywords only).
+        path: where to write (default: ``report.html`` in the results directory;
+            required for other sources).
+        results: search results (a ``cv_results_`` dict or a DataFrame); overrides.
+        estimator: the chosen estimator; overrides.
+        baseline: the unregularized fit (histograms); overrides.
+        data: the data description (:func:`describe_data`); overrides.
+        search_space: what was searched; merged over what the results show.
+        X: rows for the decision boundary (2 features) and the activations.
+        y: their targets.
+        title: the heading.
+
+    Returns:
+        The path of the report, written atomically.
+
+    Raises:
+        ShrinkageError: no ``path`` for a source that is not a directory, or a directory
+            without ``results.csv``.
+    """
+    if isinstance(source, str | os.PathLike):
+        inputs = load_report_inputs(source)
+        path = Path(source) / REPORT_FILE if path is None else path
+    elif source is None:
+        inputs = ReportInputs()
+    elif hasattr(source, "cv_results_"):
+        index = getattr(source, "best_index_", None)
+        inputs = ReportInputs(
+            results=as_results_frame(source),
+            estimator=getattr(source, "best_estimator_", None),
+            chosen_index=None if index is None else int(index),
+        )
+    elif hasattr(source, "predict"):
+        inputs = ReportInputs(estimator=source)
+    else:
+        raise ShrinkageError(
+            "The 'source' parameter must be a results directory, a fitted search or a fitted "
+            f"estimator. Got {type(source).__name__} instead."
+        )
+    if path is None:
+        raise ShrinkageError("The 'path' parameter is required unless 'source' is a directory.")
+    if results is not None:
+        inputs.results = as_results_frame(results)
+    for name, value in (("estimator", estimator), ("baseline", baseline), ("X", X), ("y", y)):
+        if value is not None:
+            setattr(inputs, name, value)
+    if data is not None:
+        inputs.data = dict(data)
+    if search_space is not None:
+        inputs.search_space = {**inputs.search_space, **dict(search_space)}
+    if title:
+        inputs.title = str(title)
+    if inputs.results is None and inputs.estimator is None:
+        raise ShrinkageError("There is nothing to report: give search results or an estimator.")
+    return atomic_write(path, render_html(inputs))

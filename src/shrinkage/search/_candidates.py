@@ -1,0 +1,442 @@
+"""One chunk of candidates: the data it shares, its specifications, and :func:`run_chunk`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from shrinkage._names import CLASSIFICATION, REGRESSION
+from shrinkage.data import encode_labels, encode_regression
+from shrinkage.errors import ShrinkageError
+from shrinkage.search.engine import (
+    StackedMLP,
+    StackedModule,
+    TrainSettings,
+    layer_strengths,
+    predict_stack,
+    train_stack,
+)
+
+# --------------------------------------------------------------------------- chunk data
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One network to train: a configuration on one fold.
+
+    Attributes:
+        index: the candidate's position in the search.
+        config: the configuration (row of ``cv_results_``).
+        fold: the fold (split) index.
+        seed: the integer seed (initialization and minibatch order).
+        kind: ``"l2"``, ``"l1"`` or ``"elastic_net"``.
+        strength: the penalty strength (Keras meaning).
+        l1_ratio: elastic net's share of L1 (ignored by the other kinds).
+        placement: ``"all"``, ``"hidden"``, ``"output"`` or layer indices.
+        epochs: epochs to train.
+        stage: ``"grid"`` or ``"refine"``.
+        init: starting weights ``{name: array}`` (warm start) or None (from the seed).
+    """
+
+    index: int
+    config: int
+    fold: int
+    seed: int
+    kind: str
+    strength: float
+    l1_ratio: float
+    placement: str | tuple[int, ...]
+    epochs: int
+    stage: str = "grid"
+    init: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass
+class SearchData:
+    """Everything a chunk needs besides its candidates; a plain container a backend ships.
+
+    Attributes:
+        X: source rows ``(n_blocks * n_rows, *features)``, float32: one preprocessed copy
+            of the data per fold (block ``f`` preprocessed from fold ``f``'s training rows),
+            or one shared block (``per_fold=False``).
+        y: targets ``(n_rows,)`` as :func:`shrinkage.training.target_tensor` lays them out.
+        folds: ``(train, test)`` row indices (into ``0 … n_rows - 1``) per fold.
+        settings: how every candidate is trained (epochs overridden per candidate).
+        hidden: hidden layer widths (MLP path).
+        activation: activation name (MLP path).
+        scoring: one of :data:`SCORINGS`.
+        factory: ``() -> nn.Module`` for the ``torch.func`` path, or None (MLP fast path).
+        per_fold: whether ``X`` holds one block per fold.
+        device: where chunks train.
+    """
+
+    X: Tensor
+    y: Tensor
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    settings: TrainSettings
+    hidden: tuple[int, ...]
+    activation: str
+    scoring: str
+    factory: Callable[[], nn.Module] | None = None
+    per_fold: bool = True
+    device: str = "cpu"
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the data set."""
+        return len(self.y)
+
+    def offset(self, fold: int) -> int:
+        """Where fold ``fold``'s block starts in ``X``."""
+        return fold * self.n_rows if self.per_fold else 0
+
+    @property
+    def sizes(self) -> list[int]:
+        """Layer widths of the MLP path, input and output included."""
+        return [int(self.X.shape[1]), *self.hidden, self.settings.n_outputs]
+
+
+@dataclass
+class ChunkResult:
+    """What :func:`run_chunk` returns.
+
+    Attributes:
+        rows: one dict of plain Python values per candidate: ``candidate``, ``config``,
+            ``fold``, ``stage``, ``test_score``, ``train_score``, ``fit_time``,
+            ``score_time``, ``diverged``, ``weight_l2_layer{i}``, ``sparsity_layer{i}``.
+        states: each candidate's final weights ``{name: array}`` (when asked for).
+    """
+
+    rows: list[dict[str, Any]]
+    states: list[dict[str, np.ndarray]] | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report: ``epoch`` of ``epochs`` in chunk ``chunk`` (1-based) of ``n_chunks``."""
+
+    stage: str
+    chunk: int
+    n_chunks: int
+    epoch: int
+    epochs: int
+
+
+def run_chunk(
+    data: SearchData,
+    specs: Sequence[CandidateSpec],
+    *,
+    keep_states: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ChunkResult:
+    """Train one chunk of candidates as a stack and score them: the unit of work of a search.
+
+    Args:
+        data: the preprocessed data, folds and training settings.
+        specs: the candidates (all with the same ``epochs``).
+        keep_states: also return every candidate's final weights.
+        progress: called with the epoch number after each epoch.
+
+    Returns:
+        One row per candidate, in the order of ``specs``.
+
+    Raises:
+        ShrinkageError: candidates with different epoch counts.
+    """
+    epochs = {s.epochs for s in specs}
+    if len(epochs) != 1:
+        raise ShrinkageError(f"A chunk trains for one epoch count; got {sorted(epochs)}.")
+    settings = replace(data.settings, epochs=epochs.pop())
+    device = torch.device(data.device)
+    seeds = [s.seed for s in specs]
+    if data.factory is None:
+        stack: StackedMLP | StackedModule = StackedMLP.from_seeds(
+            seeds, data.sizes, data.activation, device
+        )
+    else:
+        stack = StackedModule(data.factory, seeds, device)
+    for k, spec in enumerate(specs):
+        if spec.init is not None:
+            stack.load_state(k, {n: torch.as_tensor(v) for n, v in spec.init.items()})
+    n_layers = stack.n_layers
+    strengths = [
+        layer_strengths(s.kind, s.strength, n_layers, s.placement, s.l1_ratio) for s in specs
+    ]
+    l1 = torch.tensor([a for a, _ in strengths], dtype=torch.float32)
+    l2 = torch.tensor([b for _, b in strengths], dtype=torch.float32)
+    fold_rows: dict[int, Tensor] = {}
+    for spec in specs:
+        if spec.fold not in fold_rows:
+            train = data.folds[spec.fold][0]
+            fold_rows[spec.fold] = torch.as_tensor(train + data.offset(spec.fold), device=device)
+    started = time.perf_counter()
+    train_stack(
+        stack,
+        data.X,
+        _tile(data.y, data.per_fold, len(data.folds)),
+        [fold_rows[s.fold] for s in specs],
+        seeds,
+        l1,
+        l2,
+        settings,
+        progress=progress,
+    )
+    fit_time = (time.perf_counter() - started) / len(specs)
+
+    started = time.perf_counter()
+    n = data.n_rows
+    base = torch.arange(n, device=device)
+    index = torch.stack([base + data.offset(s.fold) for s in specs])
+    outputs = predict_stack(stack, data.X, index)
+    test_mask = torch.zeros((len(specs), n), dtype=torch.bool, device=device)
+    train_mask = torch.zeros_like(test_mask)
+    for k, spec in enumerate(specs):
+        train, test = data.folds[spec.fold]
+        train_mask[k, torch.as_tensor(train, device=device)] = True
+        test_mask[k, torch.as_tensor(test, device=device)] = True
+    diverged = _diverged(stack)
+    test_scores = scores(outputs, data.y, test_mask, data.scoring, data.settings)
+    train_scores = scores(outputs, data.y, train_mask, data.scoring, data.settings)
+    test_scores[diverged] = np.nan
+    train_scores[diverged] = np.nan
+    norms, sparsity = [], []
+    for w in stack.weights():
+        flat = w.detach().reshape(len(specs), -1)
+        norms.append(torch.linalg.vector_norm(flat.double(), dim=1).cpu().numpy())
+        sparsity.append((flat == 0).double().mean(dim=1).cpu().numpy())
+    score_time = (time.perf_counter() - started) / len(specs)
+
+    rows = []
+    for k, spec in enumerate(specs):
+        row: dict[str, Any] = {
+            "candidate": spec.index,
+            "config": spec.config,
+            "fold": spec.fold,
+            "stage": spec.stage,
+            "test_score": float(test_scores[k]),
+            "train_score": float(train_scores[k]),
+            "fit_time": fit_time,
+            "score_time": score_time,
+            "diverged": bool(diverged[k]),
+        }
+        for i in range(n_layers):
+            row[f"weight_l2_layer{i}"] = float(norms[i][k])
+            row[f"sparsity_layer{i}"] = float(sparsity[i][k])
+        rows.append(row)
+    states = None
+    if keep_states:
+        states = [
+            {name: t.cpu().numpy() for name, t in stack.state(k).items()} for k in range(len(specs))
+        ]
+    return ChunkResult(rows, states)
+
+
+def _tile(y: Tensor, per_fold: bool, n_folds: int) -> Tensor:
+    """Targets aligned with the source rows of ``data.X`` (one copy per fold block)."""
+    return y.repeat(n_folds) if per_fold else y
+
+
+def _diverged(stack: StackedMLP | StackedModule) -> np.ndarray:
+    """Candidates whose weights are no longer finite."""
+    bad = torch.zeros(stack.k, dtype=torch.bool, device=stack.device)
+    for t in stack.tensors:
+        bad |= ~torch.isfinite(t.detach().reshape(stack.k, -1)).all(dim=1)
+    return bad.cpu().numpy()
+
+
+@torch.no_grad()
+def scores(
+    outputs: Tensor, y: Tensor, mask: Tensor, scoring: str, settings: TrainSettings
+) -> np.ndarray:
+    """Each candidate's score on its masked rows: ``(K,)`` float64 (greater is better).
+
+    ``outputs`` is ``(K, n, n_out)``, ``y`` ``(n,)`` and ``mask`` ``(K, n)``.
+    """
+    out = outputs.double()
+    m = mask.double()
+    count = m.sum(dim=1).clamp_min(1)
+    yy = y.double().unsqueeze(0).expand_as(m)
+    binary = settings.task == CLASSIFICATION and settings.n_outputs == 1
+    if settings.task == CLASSIFICATION:
+        if binary:
+            pred = (out[..., 0] > 0).double()
+        else:
+            pred = out.argmax(dim=-1).double()
+        correct = (pred == yy).double() * m
+        if scoring == "accuracy":
+            return (correct.sum(dim=1) / count).cpu().numpy()
+        if scoring == "balanced_accuracy":
+            n_classes = settings.n_classes or 2
+            recalls, present = [], []
+            for c in range(n_classes):
+                in_class = (yy == c).double() * m
+                size = in_class.sum(dim=1)
+                recalls.append((correct * in_class).sum(dim=1) / size.clamp_min(1))
+                present.append((size > 0).double())
+            rec, pre = torch.stack(recalls), torch.stack(present)
+            return ((rec * pre).sum(dim=0) / pre.sum(dim=0).clamp_min(1)).cpu().numpy()
+        if binary:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                out[..., 0], yy, reduction="none"
+            )
+        else:
+            logp = torch.log_softmax(out, dim=-1)
+            loss = -logp.gather(-1, yy.long().unsqueeze(-1)).squeeze(-1)
+        return (-(loss * m).sum(dim=1) / count).cpu().numpy()
+    pred = out[..., 0]
+    residual = (yy - pred) * m
+    sse = residual.square().sum(dim=1)
+    if scoring == "r2":
+        mean = (yy * m).sum(dim=1, keepdim=True) / count.unsqueeze(1)
+        sst = ((yy - mean) * m).square().sum(dim=1)
+        r2 = 1 - sse / torch.where(sst > 0, sst, torch.ones_like(sst))
+        constant = torch.where(sse == 0, torch.ones_like(sse), torch.zeros_like(sse))
+        return torch.where(sst > 0, r2, constant).cpu().numpy()
+    if scoring == "neg_mean_squared_error":
+        return (-sse / count).cpu().numpy()
+    if scoring == "neg_root_mean_squared_error":
+        return (-(sse / count).sqrt()).cpu().numpy()
+    return (-residual.abs().sum(dim=1) / count).cpu().numpy()
+
+
+def check_data(X: Any, y: Any, any_shape: bool) -> tuple[Any, np.ndarray]:
+    if isinstance(X, pd.DataFrame):
+        n = len(X)
+    else:
+        if isinstance(X, Tensor):
+            X = X.detach().cpu().numpy()
+        X = np.asarray(X)
+        if X.dtype == object:
+            X = pd.DataFrame(X).infer_objects()
+            n = len(X)
+        else:
+            if X.ndim != 2 and not (any_shape and X.ndim >= 2):
+                raise ShrinkageError(
+                    f"The 'X' parameter must be a 2-D array or a DataFrame. Got an array of "
+                    f"shape {X.shape} instead."
+                )
+            n = X.shape[0]
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise ShrinkageError(
+                f"The 'y' parameter must be one column. Got a table of shape {y.shape} instead."
+            )
+        y = y.iloc[:, 0]
+    values = np.asarray(y.detach().cpu().numpy() if isinstance(y, Tensor) else y)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ShrinkageError(
+            f"The 'y' parameter must be 1-D (one value per row). Got shape {values.shape} instead."
+        )
+    if len(values) != n:
+        raise ShrinkageError(
+            f"The 'X' and 'y' parameters must have the same number of rows. Got {n} and "
+            f"{len(values)} instead."
+        )
+    if n < 2:
+        raise ShrinkageError(f"The data must have at least 2 rows to search. Got {n} instead.")
+    return X, values
+
+
+def encode_target_values(y: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(codes, classes)`` of a classification target, or ``(values, None)`` (regression)."""
+    if task == REGRESSION:
+        return encode_regression(y), None
+    if pd.isna(pd.Series(y)).any():
+        raise ShrinkageError(
+            f"The 'y' parameter has a missing value at row {int(np.argmax(pd.isna(y)))}."
+        )
+    return encode_labels(y, name="A classification search")
+
+
+def prepare_data(
+    X: Any,
+    codes: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    settings: TrainSettings,
+    hidden: tuple[int, ...],
+    activation: str,
+    scoring: str,
+    factory: Callable[[], nn.Module] | None,
+    impute: bool,
+    device: str,
+) -> SearchData:
+    """Preprocess per fold (training rows only) and put everything on the device."""
+    from shrinkage.training import target_tensor
+
+    raw_nd = not isinstance(X, pd.DataFrame) and np.asarray(X).ndim > 2
+    if raw_nd:
+        blocks = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        per_fold = False
+    else:
+        blocks = torch.as_tensor(np.concatenate(fold_features(X, folds, impute)))
+        per_fold = True
+    y = target_tensor(codes, settings.task, settings.n_classes, device)
+    return SearchData(
+        X=blocks.to(device),
+        y=y,
+        folds=folds,
+        settings=settings,
+        hidden=hidden,
+        activation=activation,
+        scoring=scoring,
+        factory=factory,
+        per_fold=per_fold,
+        device=device,
+    )
+
+
+def plain_numeric(X: Any) -> bool:
+    """A 2-D int/float array, every value finite and within float32's range."""
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.kind not in "iuf":
+        return False
+    values = X.astype(np.float64, copy=False)
+    return bool(np.isfinite(values).all() and (np.abs(values) <= np.finfo(np.float32).max).all())
+
+
+def fold_features(
+    X: Any, folds: list[tuple[np.ndarray, np.ndarray]], impute: bool
+) -> list[np.ndarray]:
+    """Each fold's preprocessed copy of all rows, fitted on that fold's training rows.
+
+    When a categorical value is missing from some fold's training rows, the folds' columns
+    differ; they are aligned on the union of columns, a column a fold never saw being 0
+    (exactly what that fold's preprocessor gives an unknown category).
+    """
+    from shrinkage.data import Preprocessor
+
+    if plain_numeric(X):
+        # All-numeric, finite: the Preprocessor would only run StandardScaler (on float64)
+        # behind a ColumnTransformer, whose overhead is most of a small search's setup.
+        from sklearn.preprocessing import StandardScaler
+
+        values = X.astype(np.float64)
+        return [
+            StandardScaler().fit(values[train]).transform(values).astype(np.float32)
+            for train, _ in folds
+        ]
+    frame = X if isinstance(X, pd.DataFrame) else None
+    outs, names = [], []
+    for train, _ in folds:
+        part = frame.iloc[train] if frame is not None else X[train]
+        preprocessor = Preprocessor(impute=impute).fit(part)
+        outs.append(preprocessor.transform(X).astype(np.float32))
+        names.append(list(preprocessor.feature_names_out_))
+    if all(n == names[0] for n in names):
+        return outs
+    union = list(dict.fromkeys(name for fold in names for name in fold))
+    where = {name: i for i, name in enumerate(union)}
+    aligned = []
+    for out, fold_names in zip(outs, names):
+        full = np.zeros((out.shape[0], len(union)), dtype=np.float32)
+        full[:, [where[n] for n in fold_names]] = out
+        aligned.append(full)
+    return aligned

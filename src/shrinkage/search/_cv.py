@@ -1,0 +1,663 @@
+"""SearchCV: orchestration of a cross-validated search (folds, grid, chunks, refine, refit)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from shrinkage._names import (
+    CLASSIFICATION,
+    REGRESSION,
+)
+from shrinkage._validation import (
+    SEED_HIGH,
+    check_bool,
+    check_int,
+    check_random_state,
+)
+from shrinkage.errors import ShrinkageError, check_device
+from shrinkage.models import placement_layers
+from shrinkage.search._candidates import (
+    CandidateSpec,
+    Progress,
+    SearchData,
+    check_data,
+    encode_target_values,
+    prepare_data,
+    run_chunk,
+)
+from shrinkage.search._checkpoint import fingerprint, run_chunks
+from shrinkage.search._grid import check_scoring, make_folds, make_grid
+from shrinkage.search._results import aggregate, choose, mark_failures, partial_results
+from shrinkage.search.engine import (
+    StackedModule,
+    TrainSettings,
+    chunk_layout,
+    estimate_bytes,
+    parse_memory,
+)
+
+
+class SearchCV(BaseEstimator):
+    """Cross-validated choice of penalty strength, kind and placement, on the batched engine.
+
+    Every configuration ``(kind, l1_ratio, placement, strength)`` is trained on every fold;
+    all these candidates train together as stacked networks (chunked to ``max_memory``), each
+    exactly as the estimator would train alone on its fold's training rows with
+    ``random_state`` = its fold's seed (see the module docstring for the seeds). Then the
+    configuration with the best mean validation score is chosen (optionally by the
+    one-standard-error rule, optionally refined on a finer grid) and refit on all rows.
+
+    Args:
+        estimator: an :class:`~shrinkage.estimators.MLPClassifier` or
+            :class:`~shrinkage.estimators.MLPRegressor` whose architecture and training
+            parameters every candidate uses (its ``penalty``/``strength``/``l1_ratio``/
+            ``placement`` are replaced by the grid's); None: the default estimator of the
+            task (detected from ``y``).
+        strengths: the strength grid (Keras meaning); None: :func:`default_strengths`,
+            ``1e-6 … 1`` with two values per decade (13 values).
+        kinds: penalty kinds among ``"l2"``, ``"l1"``, ``"elastic_net"``.
+        l1_ratios: elastic net's L1 shares (used by ``"elastic_net"`` only).
+        placements: where the penalty goes: ``"all"``, ``"hidden"``, ``"output"`` or a tuple
+            of layer indices, each a separate configuration.
+        cv: folds: an int (``StratifiedKFold`` for classification, ``KFold`` for
+            regression, shuffled with ``random_state``), a scikit-learn splitter, or an
+            iterable of ``(train, test)`` index arrays.
+        validation_fraction: instead of folds, one split holding out this share of the rows
+            (stratified for classification).
+        scoring: one of :data:`SCORINGS`; None: ``"accuracy"`` (classification) or ``"r2"``.
+        one_standard_error: choose the largest strength whose mean score is within one
+            standard error (``std_test_score / sqrt(n_splits)``) of the best.
+        refine: after the grid, train a finer log grid around the best strength
+            (``refine_points`` values spanning two thirds of a grid step each side,
+            same kind/ratio/placement), each candidate warm-started from the best
+            configuration's weights on its fold and trained ``refine_epochs`` more epochs
+            (fresh optimizer state); the choice is then made among these. The grid
+            candidates' final weights are kept in memory until the grid is done.
+        refine_points: values of the refinement grid (odd numbers include the best itself).
+        refine_epochs: epochs of the refinement; None: half the estimator's epochs.
+        refit: fit the chosen configuration on all rows (``best_estimator_``).
+        max_memory: memory budget of one chunk, bytes or a size string (``"2GB"``).
+        random_state: an int (reproducible), a numpy RandomState or None.
+        device: the torch device the stacks train on.
+        n_threads: torch intra-op threads during ``fit`` (None: leave torch's setting).
+        model_factory: ``() -> nn.Module`` to search over any architecture with the
+            ``torch.func`` path instead of the MLP (the estimator then only gives the
+            training parameters; ``best_model_`` is the refit module, there is no
+            ``best_estimator_``). 2-D inputs are preprocessed per fold; others are used
+            as given.
+        checkpoint_dir: a directory where each finished chunk's rows are written
+            (``grid-chunk-00000.json``, ``refine-chunk-00000.json``, atomically), or None.
+        backend: ``"local"`` (the chunks one after the other, here) or ``"dask"`` (each
+            chunk a task on a dask.distributed cluster: :mod:`shrinkage.search._distributed`;
+            ``pip install shrinkage[distributed]``).
+        client: the ``dask.distributed.Client`` of ``backend="dask"``.
+        resume: read the chunks already finished in ``checkpoint_dir`` instead of training
+            them again (see :mod:`shrinkage.search`); the results equal an uninterrupted run.
+        verbose: 0 silent, 1 print the chunking and the best configuration.
+
+    Attributes:
+        cv_results_: a dict of numpy arrays, one entry per configuration (refinement rows
+            after the grid rows); its columns are listed in :mod:`shrinkage.search._results`.
+        best_index_: the chosen row of ``cv_results_``: the best mean validation score of
+            the last stage (ties go to the larger strength, the simpler model).
+        best_params_: ``cv_results_["params"][best_index_]``, keyed by the estimator's
+            parameter names (``penalty``, ``strength``, ``placement``, and ``l1_ratio`` for
+            elastic net): ``estimator.set_params(**best_params_)`` applies the choice.
+        best_score_: its mean validation score.
+        best_estimator_: the estimator refit on all rows with the chosen configuration
+            (``best_params_``), or None (``refit=False`` or a ``model_factory``).
+        best_model_: the refit network (``best_estimator_.model_`` or the factory's module).
+        n_splits_: number of splits.
+        seeds_: the seed of each fold; ``refit_seed_``: the refit's seed.
+        chunking_: ``n_candidates``, ``n_chunks``, ``candidates_per_chunk``,
+            ``bytes_per_chunk`` (estimated peak), ``max_memory``.
+        classes_: class labels (classification).
+        refit_time_: seconds of the refit.
+
+    Example:
+        >>> from sklearn.datasets import make_moons
+        >>> from shrinkage.estimators import MLPClassifier
+        >>> X, y = make_moons(60, noise=0.3, random_state=0)
+        >>> search = SearchCV(MLPClassifier((16,), epochs=20), strengths=[1e-4, 1e-2],
+        ...                   placements=("all", "output"), cv=3, random_state=0).fit(X, y)
+        >>> sorted(search.best_params_)
+        ['penalty', 'placement', 'strength']
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        strengths: Sequence[float] | None = None,
+        kinds: Sequence[str] = ("l2",),
+        l1_ratios: Sequence[float] = (0.5,),
+        placements: Sequence[str | Sequence[int]] = ("all",),
+        cv: int | Any = 5,
+        validation_fraction: float | None = None,
+        scoring: str | None = None,
+        one_standard_error: bool = False,
+        refine: bool = False,
+        refine_points: int = 5,
+        refine_epochs: int | None = None,
+        refit: bool = True,
+        max_memory: int | str = "1GB",
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+        n_threads: int | None = None,
+        model_factory: Callable[[], nn.Module] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        backend: str = "local",
+        client: Any = None,
+        resume: bool = False,
+        verbose: int = 0,
+    ) -> None:
+        self.estimator = estimator
+        self.strengths = strengths
+        self.kinds = kinds
+        self.l1_ratios = l1_ratios
+        self.placements = placements
+        self.cv = cv
+        self.validation_fraction = validation_fraction
+        self.scoring = scoring
+        self.one_standard_error = one_standard_error
+        self.refine = refine
+        self.refine_points = refine_points
+        self.refine_epochs = refine_epochs
+        self.refit = refit
+        self.max_memory = max_memory
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.model_factory = model_factory
+        self.checkpoint_dir = checkpoint_dir
+        self.backend = backend
+        self.client = client
+        self.resume = resume
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------- fit
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        on_chunk: Callable[[dict[str, np.ndarray]], None] | None = None,
+    ) -> SearchCV:
+        """Run the search on ``X``, ``y``; returns ``self``.
+
+        Args:
+            X: a 2-D array or DataFrame (or, with ``model_factory``, any ``(n, ...)`` array).
+            y: the target, one value per row.
+            progress: called after every epoch of every chunk with a :class:`Progress`
+                (with the dask backend, once per chunk, when it finishes).
+            on_chunk: called after every finished chunk with the results so far, a dict
+                like ``cv_results_`` whose unfinished configurations have status
+                ``"pending"`` (e.g. to rewrite a results file as the search goes).
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ShrinkageError: a bad parameter or bad data, one line naming it.
+        """
+        previous_threads = torch.get_num_threads()
+        if self.n_threads is not None:
+            torch.set_num_threads(check_int(self.n_threads, "n_threads", 1))
+        self._on_chunk = on_chunk
+        try:
+            return self._fit(X, y, progress)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def prepare(self, X: Any, y: Any) -> SearchSetup:
+        """Validate everything, make the folds and seeds, preprocess, list the candidates.
+
+        Nothing is trained: ``fit`` is ``prepare`` followed by :func:`run_chunk` on each
+        chunk of ``setup.specs``; a distributed backend can ship those chunks instead.
+
+        Args:
+            X: as for :meth:`fit`.
+            y: as for :meth:`fit`.
+
+        Returns:
+            The :class:`SearchSetup`.
+
+        Raises:
+            ShrinkageError: a bad parameter or bad data, one line naming it.
+        """
+        estimator, task = self._estimator(y)
+        params = estimator.get_params()
+        self._check_estimator_params(params)
+        self._validate_estimator(estimator)
+        grid = make_grid(self.strengths, self.kinds, self.l1_ratios, self.placements)
+        scoring = check_scoring(self.scoring, task)
+        memory = parse_memory(self.max_memory)
+        check_bool(self.one_standard_error, "one_standard_error")
+        check_bool(self.refine, "refine")
+        check_bool(self.refit, "refit")
+        check_int(self.refine_points, "refine_points", 2)
+        if self.refine_epochs is not None:
+            check_int(self.refine_epochs, "refine_epochs", 1)
+        check_int(self.verbose, "verbose", 0)
+        device = check_device(self.device)
+
+        X_checked, y_values = check_data(X, y, self.model_factory is not None)
+        codes, classes = encode_target_values(y_values, task)
+        n_classes = None if classes is None else len(classes)
+        rng = check_random_state(self.random_state)
+        split_seed = int(rng.randint(SEED_HIGH))
+        folds = make_folds(self.cv, self.validation_fraction, len(codes), codes, task, split_seed)
+        seeds = [int(s) for s in rng.randint(0, SEED_HIGH, size=len(folds))]
+        refit_seed = int(rng.randint(SEED_HIGH))
+
+        settings = TrainSettings(
+            task=task,
+            n_classes=n_classes,
+            optimizer=params["optimizer"],
+            learning_rate=params["learning_rate"],
+            momentum=params["momentum"],
+            epochs=int(params["epochs"]),
+            batch_size=int(params["batch_size"]),
+            mode=params["mode"],
+        )
+        data = prepare_data(
+            X_checked,
+            codes,
+            folds,
+            settings,
+            tuple(params["hidden_layer_sizes"]),
+            params["activation"],
+            scoring,
+            self.model_factory,
+            bool(params.get("impute", False)),
+            str(device),
+        )
+        n_layers = self._n_layers(data)
+        for placement in grid.placements:
+            placement_layers(n_layers, placement)  # refuses bad indices before training
+
+        configs = [
+            (kind, ratio, placement, float(strength))
+            for kind in grid.kinds
+            for ratio in (grid.l1_ratios if kind == "elastic_net" else (math.nan,))
+            for placement in grid.placements
+            for strength in grid.strengths
+        ]
+        specs = [
+            CandidateSpec(
+                index=c * len(folds) + f,
+                config=c,
+                fold=f,
+                seed=seeds[f],
+                kind=kind,
+                strength=strength,
+                l1_ratio=0.5 if math.isnan(ratio) else ratio,
+                placement=placement,
+                epochs=settings.epochs,
+            )
+            for c, (kind, ratio, placement, strength) in enumerate(configs)
+            for f in range(len(folds))
+        ]
+        per_candidate, shared = self._bytes(data)
+        n_chunks, per_chunk = chunk_layout(len(specs), per_candidate, shared, memory)
+        chunking = {
+            "n_candidates": len(specs),
+            "n_chunks": n_chunks,
+            "candidates_per_chunk": per_chunk,
+            "bytes_per_chunk": int(shared + per_chunk * per_candidate),
+            "max_memory": memory,
+        }
+        return SearchSetup(
+            data=data,
+            specs=specs,
+            configs=configs,
+            grid_strengths=grid.strengths,
+            chunking=chunking,
+            seeds=seeds,
+            refit_seed=refit_seed,
+            n_layers=n_layers,
+            estimator=estimator,
+            X=X_checked,
+            y=y_values,
+            classes=classes,
+            fingerprint=fingerprint(data, configs, seeds),
+        )
+
+    def _fit(self, X: Any, y: Any, progress: Callable[[Progress], None] | None) -> SearchCV:
+        setup = self.prepare(X, y)
+        data, configs, specs = setup.data, setup.configs, setup.specs
+        n_folds, per_chunk = len(data.folds), setup.chunking["candidates_per_chunk"]
+        if self.verbose:
+            c = setup.chunking
+            print(
+                f"SearchCV: {len(configs)} configurations x {n_folds} folds = "
+                f"{c['n_candidates']} candidates in {c['n_chunks']} chunk(s) of "
+                f"<= {c['candidates_per_chunk']} (~{c['bytes_per_chunk'] / 1e6:.1f} MB each)"
+            )
+        checkpoint = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
+        rows, states = self._run(
+            setup, specs, per_chunk, "grid", progress, checkpoint, keep=self.refine
+        )
+        self._grid_rows = rows
+        results = aggregate(configs, ["grid"] * len(configs), rows, n_folds, setup.n_layers)
+        stage_rows = np.arange(len(configs))
+        best = choose(results, stage_rows, self.one_standard_error)
+        if self.refine:
+            refined = self._refine(setup, results, best, states, per_chunk, progress, checkpoint)
+            if refined is not None:
+                results, stage_rows = refined
+                best = choose(results, stage_rows, self.one_standard_error)
+
+        self.cv_results_ = mark_failures(results, data.settings.learning_rate)
+        self.chunking_ = setup.chunking
+        self.n_splits_ = n_folds
+        self.folds_ = data.folds
+        self.seeds_ = setup.seeds
+        self.refit_seed_ = setup.refit_seed
+        self.scoring_ = data.scoring
+        self.best_index_ = int(best)
+        self.best_params_ = dict(results["params"][best])
+        self.best_score_ = float(results["mean_test_score"][best])
+        if setup.classes is not None:
+            self.classes_ = setup.classes
+        self.best_estimator_ = None
+        self.best_model_ = None
+        self.refit_time_ = 0.0
+        if self.refit:
+            started = time.perf_counter()
+            self._refit(setup)
+            self.refit_time_ = time.perf_counter() - started
+        if self.verbose:
+            print(f"SearchCV: best {self.best_params_} with mean score {self.best_score_:.4f}")
+        return self
+
+    # ----------------------------------------------------------------- pieces
+
+    def _estimator(self, y: Any) -> tuple[Any, str]:
+        from shrinkage.estimators import MLPClassifier, MLPRegressor
+
+        estimator = self.estimator
+        if estimator is None:
+            from shrinkage.data import detect_task
+
+            values = np.asarray(y)
+            if values.ndim != 1:
+                values = values.reshape(len(values), -1)[:, 0] if values.ndim else values
+            task = detect_task(pd.Series(values))
+            estimator = MLPClassifier() if task == CLASSIFICATION else MLPRegressor()
+            return estimator, task
+        if isinstance(estimator, MLPClassifier):
+            return estimator, CLASSIFICATION
+        if isinstance(estimator, MLPRegressor):
+            return estimator, REGRESSION
+        raise ShrinkageError(
+            "The 'estimator' parameter must be an MLPClassifier, an MLPRegressor or None. "
+            f"Got {estimator!r} instead."
+        )
+
+    @staticmethod
+    def _check_estimator_params(params: dict[str, Any]) -> None:
+        if params.get("early_stopping"):
+            raise ShrinkageError(
+                "The estimator's 'early_stopping' parameter must be False in a search: the "
+                "folds already hold out validation rows. Got True instead."
+            )
+        if params.get("layer_penalties"):
+            raise ShrinkageError(
+                "The estimator's 'layer_penalties' parameter must be None in a search (the "
+                f"grid sets the penalty of every layer). Got {params['layer_penalties']!r}."
+            )
+        for name in ("clip_grad_norm", "max_grad_norm", "gradient_clipping"):
+            if params.get(name) is not None:
+                # A norm over the stacked gradient would mix every candidate's gradients.
+                raise ShrinkageError(
+                    f"The estimator's '{name}' parameter must be None in a search: "
+                    "global-norm clipping couples the stacked candidates. "
+                    f"Got {params[name]!r} instead."
+                )
+
+    @staticmethod
+    def _validate_estimator(estimator: Any) -> None:
+        # The estimator validates its own parameters: the same one-line messages apply.
+        estimator._resolve_params()
+
+    def _n_layers(self, data: SearchData) -> int:
+        if data.factory is None:
+            return len(data.hidden) + 1
+        probe = StackedModule(data.factory, [0], "cpu")
+        return probe.n_layers
+
+    def _bytes(self, data: SearchData) -> tuple[int, int]:
+        train_rows = max(len(tr) for tr, _ in data.folds)
+        if data.factory is None:
+            widths = data.sizes
+            n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+        else:
+            probe = StackedModule(data.factory, [0], "cpu")
+            n_params = probe.n_params
+            features = math.prod(data.X.shape[1:])
+            widths = [features, data.settings.n_outputs, *[s[0] for s in probe.shapes]]
+        per = estimate_bytes(
+            n_params,
+            widths,
+            1,
+            data.settings.batch_size,
+            train_rows,
+            autograd=data.factory is not None,
+        )
+        # Scoring keeps every candidate's outputs on all rows, and its masks.
+        per += data.n_rows * (8 * data.settings.n_outputs + 2 + 32)
+        shared = data.X.element_size() * data.X.numel() + 8 * data.y.numel() * len(data.folds)
+        return per, shared
+
+    def _run(
+        self,
+        setup: SearchSetup,
+        specs: list[CandidateSpec],
+        per_chunk: int,
+        stage: str,
+        progress: Callable[[Progress], None] | None,
+        checkpoint: Path | None,
+        keep: bool,
+    ) -> tuple[list[dict[str, Any]], dict[int, dict[str, np.ndarray]]]:
+        chunks = [specs[i : i + per_chunk] for i in range(0, len(specs), per_chunk)]
+
+        def report(c: int, epoch: int | None) -> None:
+            if progress is not None:
+                epochs = chunks[c][0].epochs
+                progress(Progress(stage, c + 1, len(chunks), epoch or epochs, epochs))
+
+        on_chunk = None
+        if getattr(self, "_on_chunk", None) is not None:
+            earlier = setup.specs if stage == "refine" else []
+            before = self._grid_rows if stage == "refine" else []
+
+            def on_chunk(done: list[dict[str, Any]]) -> None:
+                self._on_chunk(partial_results(setup, [*earlier, *specs], [*before, *done]))
+
+        check_bool(self.resume, "resume")
+        return run_chunks(
+            setup.data,
+            chunks,
+            stage=stage,
+            keep_states=keep,
+            checkpoint=checkpoint,
+            fingerprint=setup.fingerprint,
+            resume=bool(self.resume),
+            backend=self.backend,
+            client=self.client,
+            n_threads=self.n_threads,
+            progress=report,
+            on_chunk=on_chunk,
+        )
+
+    def _refine(
+        self,
+        setup: SearchSetup,
+        results: dict[str, np.ndarray],
+        best: int,
+        states: dict[int, dict[str, np.ndarray]],
+        per_chunk: int,
+        progress: Callable[[Progress], None] | None,
+        checkpoint: Path | None,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        kind, ratio, placement, strength = setup.configs[best]
+        if strength <= 0:
+            return None  # no log grid around zero: the grid's choice stands
+        grid = setup.grid_strengths
+        positive = np.log10(grid[grid > 0])
+        step = float(np.min(np.diff(positive))) if len(positive) > 1 else 1.0
+        offsets = np.linspace(-2 * step / 3, 2 * step / 3, self.refine_points)
+        values = strength * 10.0**offsets
+        n_folds = len(setup.data.folds)
+        start = len(setup.configs)
+        epochs = self.refine_epochs
+        if epochs is None:
+            epochs = max(1, setup.data.settings.epochs // 2)
+        new_configs = [(kind, ratio, placement, float(v)) for v in values]
+        warm = {s.fold: states[s.index] for s in setup.specs if s.config == best}
+        new_specs = [
+            CandidateSpec(
+                index=len(setup.specs) + i * n_folds + f,
+                config=start + i,
+                fold=f,
+                seed=setup.seeds[f],
+                kind=kind,
+                strength=float(v),
+                l1_ratio=0.5 if math.isnan(ratio) else ratio,
+                placement=placement,
+                epochs=epochs,
+                stage="refine",
+                init=warm[f],
+            )
+            for i, v in enumerate(values)
+            for f in range(n_folds)
+        ]
+        rows, _ = self._run(setup, new_specs, per_chunk, "refine", progress, checkpoint, False)
+        refined = aggregate(
+            new_configs, ["refine"] * len(new_configs), rows, n_folds, setup.n_layers
+        )
+        merged = {key: np.concatenate([results[key], refined[key]]) for key in results}
+        setup.configs = setup.configs + new_configs
+        return merged, np.arange(start, start + len(new_configs))
+
+    def _refit(self, setup: SearchSetup) -> None:
+        params, data, seed = self.best_params_, setup.data, setup.refit_seed
+        if data.factory is None:
+            from sklearn.base import clone
+
+            chosen = {**params, "random_state": seed, "device": str(data.device)}
+            model = clone(setup.estimator).set_params(**chosen)
+            self.best_estimator_ = model.fit(setup.X, setup.y)
+            self.best_model_ = model.model_
+            return
+        all_rows = np.arange(data.n_rows)
+        refit_data = prepare_data(
+            setup.X,
+            data.y.cpu().numpy(),
+            [(all_rows, all_rows)],
+            data.settings,
+            data.hidden,
+            data.activation,
+            data.scoring,
+            data.factory,
+            False,
+            data.device,
+        )
+        spec = CandidateSpec(
+            index=0,
+            config=0,
+            fold=0,
+            seed=seed,
+            kind=params["penalty"],
+            strength=params["strength"],
+            l1_ratio=params.get("l1_ratio", 0.5),
+            placement=params["placement"],
+            epochs=data.settings.epochs,
+        )
+        result = run_chunk(refit_data, [spec], keep_states=True)
+        assert result.states is not None
+        stack = StackedModule(data.factory, [seed], data.device)
+        stack.load_state(0, {n: torch.as_tensor(v) for n, v in result.states[0].items()})
+        self.best_model_ = stack.module(0)
+
+    # ----------------------------------------------------------------- results
+
+    def results_frame(self) -> pd.DataFrame:
+        """``cv_results_`` as a DataFrame, one row per configuration (without ``params``)."""
+        if not hasattr(self, "cv_results_"):
+            raise ShrinkageError("This SearchCV is not fitted yet; call fit(X, y) first.")
+        return pd.DataFrame({k: v for k, v in self.cv_results_.items() if k != "params"})
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``best_estimator_.predict(X)``."""
+        return self._fitted_estimator().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``best_estimator_.predict_proba(X)`` (classification)."""
+        return self._fitted_estimator().predict_proba(X)
+
+    def score(self, X: Any, y: Any) -> float:
+        """``best_estimator_.score(X, y)``: accuracy or R²."""
+        return float(self._fitted_estimator().score(X, y))
+
+    def _fitted_estimator(self) -> Any:
+        estimator = getattr(self, "best_estimator_", None)
+        if estimator is None:
+            raise ShrinkageError(
+                "This SearchCV has no best_estimator_: fit it with refit=True (and without a "
+                "model_factory) first."
+            )
+        return estimator
+
+
+@dataclass
+class SearchSetup:
+    """What :meth:`SearchCV.prepare` decides before any training.
+
+    Attributes:
+        data: the preprocessed data and settings every chunk shares.
+        specs: the candidates of the grid, configuration-major (``index = config *
+            n_folds + fold``).
+        configs: ``(kind, l1_ratio, placement, strength)`` per configuration (``l1_ratio``
+            NaN unless elastic net).
+        grid_strengths: the strength grid.
+        chunking: ``n_candidates``, ``n_chunks``, ``candidates_per_chunk``,
+            ``bytes_per_chunk``, ``max_memory``.
+        seeds: the seed of each fold.
+        refit_seed: the refit's seed.
+        n_layers: penalizable weights per network.
+        estimator: the estimator whose parameters the candidates use.
+        X: the validated input rows (for the refit).
+        y: the target values (for the refit).
+        classes: class labels, or None (regression).
+        fingerprint: a digest of data, folds, seeds and grid (checks checkpoint files).
+    """
+
+    data: SearchData
+    specs: list[CandidateSpec]
+    configs: list[tuple]
+    grid_strengths: np.ndarray
+    chunking: dict[str, int]
+    seeds: list[int]
+    refit_seed: int
+    n_layers: int
+    estimator: Any
+    X: Any
+    y: np.ndarray
+    classes: np.ndarray | None
+    fingerprint: str

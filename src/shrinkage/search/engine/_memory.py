@@ -1,0 +1,128 @@
+"""Memory: how many candidates a stack can hold within a budget."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Sequence
+
+from shrinkage.errors import ShrinkageError
+
+#: Rows per forward pass when predicting: bounds the activations kept at once.
+PREDICT_ROWS = 4096
+
+
+def estimate_bytes(
+    n_params: int,
+    widths: Sequence[int],
+    k: int,
+    batch_size: int,
+    n_rows: int,
+    predict_rows: int = PREDICT_ROWS,
+    autograd: bool = False,
+    element_size: int = 4,
+) -> int:
+    """Peak bytes a stack of ``k`` candidates needs while training and predicting.
+
+    Per candidate: parameters, gradients and two optimizer buffers (``4 * n_params``),
+    the penalty's temporaries (``2 * n_params``), the activations of a minibatch
+    (``3 * batch * sum(widths)``, twice that with autograd) and of a prediction block
+    (``2 * min(n_rows, predict_rows) * max(widths)``), and an epoch's padded minibatch
+    indices and weights (``12 * n_rows`` bytes). The data itself is counted by the caller.
+
+    Args:
+        n_params: parameters of one candidate.
+        widths: every layer's width, input included.
+        k: candidates.
+        batch_size: rows per minibatch.
+        n_rows: training rows per candidate.
+        predict_rows: rows per prediction block.
+        autograd: whether the autograd path runs (it keeps more activations).
+        element_size: bytes per float.
+
+    Returns:
+        Bytes.
+    """
+    acts = 3 * batch_size * sum(widths) * (2 if autograd else 1)
+    pred = 2 * min(n_rows, predict_rows) * max(widths)
+    per = element_size * (6 * n_params + acts + pred) + 12 * n_rows
+    return int(k * per)
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+}
+
+
+def parse_memory(value: int | float | str) -> int:
+    """Bytes from ``2GB``, ``"512 MiB"``, ``1.5e9`` or an integer.
+
+    Decimal units (kB, MB, GB, TB: powers of 1000) and binary ones (KiB, MiB, GiB, TiB).
+
+    Args:
+        value: a positive number of bytes, or a number with a unit.
+
+    Returns:
+        The number of bytes.
+
+    Raises:
+        ShrinkageError: anything that is not a positive size.
+
+    Example:
+        >>> parse_memory("2GB")
+        2000000000
+    """
+    number: float | None = None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+        if match and match.group(2).lower() in _UNITS:
+            number = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if number is None or not 1 <= number < math.inf:
+        raise ShrinkageError(
+            "The 'max_memory' parameter must be a positive size such as '2GB', '512MiB' or a "
+            f"number of bytes. Got {value!r} instead."
+        )
+    return int(number)
+
+
+def chunk_layout(
+    n_candidates: int, per_candidate: int, shared: int, max_memory: int
+) -> tuple[int, int]:
+    """How many chunks, and how many candidates each, fit ``max_memory``.
+
+    Args:
+        n_candidates: candidates to train.
+        per_candidate: bytes one candidate needs (:func:`estimate_bytes`).
+        shared: bytes every chunk needs whatever its size (the data).
+        max_memory: the budget in bytes.
+
+    Returns:
+        ``(n_chunks, candidates_per_chunk)``, balanced (the last chunk may be smaller).
+
+    Raises:
+        ShrinkageError: when not even one candidate fits.
+    """
+    room = max_memory - shared
+    if room < per_candidate:
+        raise ShrinkageError(
+            f"The 'max_memory' parameter is too small: the data needs {shared} bytes and one "
+            f"candidate {per_candidate} more. Got max_memory={max_memory} instead."
+        )
+    most = max(1, room // per_candidate)
+    n_chunks = math.ceil(n_candidates / most)
+    return n_chunks, math.ceil(n_candidates / n_chunks)

@@ -1,0 +1,383 @@
+"""Stacks: K candidate networks as one, every parameter a ``(K, *shape)`` view of one buffer.
+
+:class:`StackedMLP` is the fast path for the library's own MLP (``baddbmm`` forward, a
+hand-written backward); :class:`StackedModule` stacks any module a factory builds and runs
+it with ``torch.func`` (autograd backward).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from shrinkage.errors import ShrinkageError
+from shrinkage.models import ACTIVATIONS, MLP, generators, init_mlp_
+from shrinkage.penalties import L2
+from shrinkage.plan import Plan
+
+# --------------------------------------------------------------------------- stacks
+
+
+class _Stack:
+    """Parameters of K networks as ``(K, *shape)`` views of one flat buffer (and grads).
+
+    The flat layout is tensor-major: all K copies of the first tensor, then all K copies of
+    the next. Each view is contiguous, so the hand-written backward writes its batched
+    matrix products straight into the gradient buffer, and an optimizer whose factors are
+    the same for every candidate updates everything with one kernel per operation.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        names: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        penalized: Sequence[int],
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if k < 1:
+            raise ShrinkageError(f"A stack needs at least one candidate. Got k={k!r} instead.")
+        self.k = int(k)
+        self.names = list(names)
+        self.shapes = [tuple(s) for s in shapes]
+        self.penalized = list(penalized)
+        sizes = [self.k * math.prod(s) for s in self.shapes]
+        self.n_params = sum(sizes) // self.k
+        self.flat = torch.zeros(sum(sizes), device=device, dtype=dtype)
+        self.flat_grad = torch.zeros_like(self.flat)
+        self.tensors = self._views(self.flat, sizes)
+        self.grads = self._views(self.flat_grad, sizes)
+
+    def _views(self, flat: Tensor, sizes: list[int]) -> list[Tensor]:
+        return [
+            part.view(self.k, *shape)
+            for part, shape in zip(flat.split(sizes), self.shapes, strict=True)
+        ]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the stack lives."""
+        return self.flat.device
+
+    @property
+    def n_layers(self) -> int:
+        """Number of penalizable weights (the ``L`` of the strength tensors)."""
+        return len(self.penalized)
+
+    def weights(self) -> list[Tensor]:
+        """The penalizable weights, ``(K, *shape)`` each, in layer order."""
+        return [self.tensors[i] for i in self.penalized]
+
+    def weight_grads(self) -> list[Tensor]:
+        """The gradient views of :meth:`weights`."""
+        return [self.grads[i] for i in self.penalized]
+
+    def state(self, k: int) -> dict[str, Tensor]:
+        """Candidate ``k``'s parameters by name (copies)."""
+        return {n: t[k].detach().clone() for n, t in zip(self.names, self.tensors)}
+
+    @torch.no_grad()
+    def load_state(self, k: int, state: dict[str, Tensor]) -> None:
+        """Set candidate ``k``'s parameters from a ``{name: tensor}`` mapping."""
+        for name, tensor in zip(self.names, self.tensors):
+            tensor[k].copy_(state[name])
+
+    def row_bytes(self) -> int:
+        """Bytes of one candidate's parameters."""
+        return self.n_params * self.flat.element_size()
+
+
+class StackedMLP(_Stack):
+    """K copies of :class:`shrinkage.models.MLP` with a batched-matmul fast path.
+
+    Parameters are ``layers.{i}.weight`` ``(K, out, in)`` and ``layers.{i}.bias``
+    ``(K, out)``, the names of the single :class:`~shrinkage.models.MLP`; only the weights
+    are penalizable. Forward: ``z_i = baddbmm(b_i, h_{i-1}, W_i^T)``, ``h_i = act(z_i)``.
+    Backward (hand-written, no autograd): ``dW_i = g_i^T h_{i-1}``, ``db_i = sum_rows g_i``,
+    ``g_{i-1} = act'(z_{i-1}) * (g_i W_i)``. On one CPU thread this trains 50 stacked
+    30-64-64-1 networks 1.5-2x faster than :class:`StackedModule` (autograd through
+    ``vmap``): no graph, activations in reused buffers, gradients written in place.
+
+    Args:
+        k: number of candidates.
+        sizes: ``[n_in, *hidden, n_out]``.
+        activation: a name in :data:`shrinkage.models.ACTIVATIONS`.
+        device: where the stack lives.
+    """
+
+    uses_autograd = False
+
+    def __init__(
+        self,
+        k: int,
+        sizes: Sequence[int],
+        activation: str = "relu",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if activation not in ACTIVATIONS:
+            MLP(1, (), 1, activation)  # raises the message shared with MLP
+        self.sizes = [int(s) for s in sizes]
+        self.activation = activation
+        names, shapes = [], []
+        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            names += [f"layers.{i}.weight", f"layers.{i}.bias"]
+            shapes += [(b, a), (b,)]
+        super().__init__(k, names, shapes, range(0, len(shapes), 2), device)
+        self.W = self.tensors[0::2]
+        self.b = self.tensors[1::2]
+        self.dW = self.grads[0::2]
+        self.db = self.grads[1::2]
+        self._act, self._act_, self._act_backward = _ACTIVATION_FUNCTIONS[activation]
+        self._act_needs_input = self._act_ is None
+        self._workspace: dict[tuple, Tensor] = {}
+
+    @classmethod
+    def from_seeds(
+        cls,
+        seeds: Sequence[int],
+        sizes: Sequence[int],
+        activation: str = "relu",
+        device: str | torch.device = "cpu",
+    ) -> StackedMLP:
+        """A stack whose candidate ``k`` is ``init_mlp_(MLP(...), generators(seeds[k])[0])``.
+
+        Candidates with the same seed get the same initial weights (drawn once).
+        """
+        stack = cls(len(seeds), sizes, activation, device)
+        drawn: dict[int, dict[str, Tensor]] = {}
+        for k, seed in enumerate(seeds):
+            if seed not in drawn:
+                model = MLP(sizes[0], sizes[1:-1], sizes[-1], activation)
+                drawn[seed] = dict(init_mlp_(model, generators(seed)[0]).named_parameters())
+            stack.load_state(k, drawn[seed])
+        return stack
+
+    def module(self, k: int) -> MLP:
+        """Candidate ``k`` as a standalone :class:`~shrinkage.models.MLP` (a copy)."""
+        model = MLP(self.sizes[0], self.sizes[1:-1], self.sizes[-1], self.activation)
+        model.load_state_dict(self.state(k))
+        return model.to(self.device)
+
+    def _buffer(self, key: tuple) -> Tensor:
+        """A training workspace reused from step to step (fresh multi-MB tensors every step
+        cost more in page faults than the arithmetic they hold)."""
+        buf = self._workspace.get(key)
+        if buf is None:
+            buf = self._workspace[key] = torch.empty(key[2:], device=self.device)
+        return buf
+
+    def forward(self, x: Tensor, keep: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """Outputs ``(K, B, n_out)`` for inputs ``(K, B, n_in)``, and what backward needs.
+
+        With ``keep`` (training) the activations live in reused workspaces and stay valid
+        until the next training forward.
+        """
+        saved = [x]
+        h = x
+        last = len(self.W) - 1
+        for i, (w, b) in enumerate(zip(self.W, self.b)):
+            shape = (self.k, x.shape[1], w.shape[1])
+            out = self._buffer(("z", i, *shape)) if keep else None
+            z = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2), out=out)
+            if i == last:
+                return z, saved
+            if self._act_needs_input:
+                h = self._act(z)
+            else:
+                h = self._act_(z)  # z itself is not needed by the backward pass
+            saved += [z, h]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def backward(self, grad_out: Tensor, saved: list[Tensor]) -> None:
+        """Write ``d(sum of losses)/d(params)`` into the gradient buffer.
+
+        ``grad_out`` is the gradient of the summed loss with respect to the outputs.
+        """
+        g = grad_out
+        for i in range(len(self.W) - 1, -1, -1):
+            h_prev = saved[2 * i]
+            n_out, n_in = self.W[i].shape[1:]
+            # CPU batched GEMMs are several times slower when the output's last dimension
+            # is tiny (a 2-feature input, a 1-logit output): compute the transposed product
+            # then, and copy it back transposed.
+            if n_in >= n_out:
+                torch.bmm(g.transpose(1, 2), h_prev, out=self.dW[i])
+            else:
+                dWt = torch.bmm(
+                    h_prev.transpose(1, 2), g, out=self._buffer(("dWt", i, self.k, n_in, n_out))
+                )
+                self.dW[i].copy_(dWt.transpose(1, 2))
+            torch.sum(g, dim=1, out=self.db[i])
+            if i:
+                if n_in >= h_prev.shape[1]:
+                    gh = torch.bmm(g, self.W[i], out=self._buffer(("g", i, *h_prev.shape)))
+                else:
+                    ght = torch.bmm(
+                        self.W[i].transpose(1, 2),
+                        g.transpose(1, 2),
+                        out=self._buffer(("gt", i, self.k, n_in, h_prev.shape[1])),
+                    )
+                    gh = self._buffer(("g", i, *h_prev.shape))
+                    gh.copy_(ght.transpose(1, 2))
+                g = self._act_backward(gh, saved[2 * i - 1], h_prev)
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Outputs ``(K, n, n_out)`` for inputs ``(K, n, n_in)``, without a graph."""
+        with torch.no_grad():
+            return self.forward(x)[0]
+
+
+# Each backward overwrites the incoming gradient in place (out=g) with the aten kernel
+# autograd itself calls, so a stacked candidate's gradients match a single model's.
+def _relu_backward(g: Tensor, z: Tensor, h: Tensor) -> Tensor:
+    return torch.ops.aten.threshold_backward.grad_input(g, h, 0, grad_input=g)
+
+
+def _tanh_backward(g: Tensor, z: Tensor, h: Tensor) -> Tensor:
+    return torch.ops.aten.tanh_backward.grad_input(g, h, grad_input=g)
+
+
+def _sigmoid_backward(g: Tensor, z: Tensor, h: Tensor) -> Tensor:
+    return torch.ops.aten.sigmoid_backward.grad_input(g, h, grad_input=g)
+
+
+def _gelu_backward(g: Tensor, z: Tensor, h: Tensor) -> Tensor:
+    return torch.ops.aten.gelu_backward.grad_input(g, z, grad_input=g)
+
+
+def _identity_backward(g: Tensor, z: Tensor, h: Tensor) -> Tensor:
+    return g
+
+
+# name -> (activation, in-place activation or None when backward needs the input, backward)
+_ACTIVATION_FUNCTIONS: dict[str, tuple[Callable, Callable | None, Callable]] = {
+    "relu": (torch.relu, torch.relu_, _relu_backward),
+    "tanh": (torch.tanh, torch.tanh_, _tanh_backward),
+    "logistic": (torch.sigmoid, torch.sigmoid_, _sigmoid_backward),
+    "sigmoid": (torch.sigmoid, torch.sigmoid_, _sigmoid_backward),
+    "gelu": (F.gelu, None, _gelu_backward),
+    "identity": (lambda z: z, lambda z: z, _identity_backward),
+}
+
+
+class StackedModule(_Stack):
+    """K copies of any ``nn.Module`` from a factory, run with ``torch.func`` (autograd).
+
+    The forward pass is ``vmap(functional_call(module, params_k, x_k))`` over the
+    candidate dimension; the backward pass is autograd of the summed loss. This covers
+    CNNs, recurrent networks, anything a factory builds, at the cost of autograd's
+    overhead. The penalizable weights (the ``L`` of the strength tensors) are the
+    parameters :class:`~shrinkage.plan.Plan` makes eligible by default (weight matrices and
+    kernels; not biases, not normalization layers), in registration order.
+
+    Initialization: candidate ``k``'s module is ``factory()`` built right after
+    ``torch.manual_seed(seed)`` (the global RNG is restored afterwards); an
+    :class:`~shrinkage.models.MLP` is then re-initialized by
+    ``init_mlp_(module, generators(seed)[0])``, the contract the :class:`StackedMLP` and
+    the estimators follow, so both paths start from the same weights.
+
+    Args:
+        factory: ``() -> nn.Module``; every call must build the same architecture.
+        seeds: one integer seed per candidate.
+        device: where the stack lives.
+
+    Raises:
+        ShrinkageError: a factory that does not return a module, modules whose parameter
+            shapes differ between calls, or a module with buffers (BatchNorm running
+            statistics would be updated in place under ``vmap``: use
+            ``track_running_stats=False``, ``GroupNorm`` or ``LayerNorm``).
+    """
+
+    uses_autograd = True
+
+    def __init__(
+        self,
+        factory: Callable[[], nn.Module],
+        seeds: Sequence[int],
+        device: str | torch.device = "cpu",
+    ) -> None:
+        drawn: dict[int, nn.Module] = {}
+        for seed in seeds:
+            if seed not in drawn:
+                drawn[seed] = _build(factory, int(seed))
+        base = drawn[seeds[0]]
+        names = [n for n, _ in base.named_parameters()]
+        shapes = [tuple(p.shape) for _, p in base.named_parameters()]
+        for module in drawn.values():
+            got = [(n, tuple(p.shape)) for n, p in module.named_parameters()]
+            if got != list(zip(names, shapes)):
+                raise ShrinkageError(
+                    "The 'model_factory' must build the same architecture at every call; "
+                    f"got parameters {got!r} and {list(zip(names, shapes))!r}."
+                )
+        eligible = {a.name for a in Plan(L2(1.0)).resolve(base) if a.penalty is not None}
+        penalized = [i for i, n in enumerate(names) if n in eligible]
+        if not penalized:
+            raise ShrinkageError(
+                "The 'model_factory' module has no penalizable weight (a parameter with two "
+                f"or more dimensions outside normalization layers); parameters: {names!r}."
+            )
+        super().__init__(len(seeds), names, shapes, penalized, device)
+        for k, seed in enumerate(seeds):
+            self.load_state(k, dict(drawn[seed].named_parameters()))
+        self.module_template = base.to(device)
+        self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
+        for leaf, grad in zip(self._leaves, self.grads):
+            # Autograd accumulates into an existing .grad in place: into the flat buffer.
+            leaf.grad = grad
+        self._factory = factory
+
+    def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        return torch.func.functional_call(self.module_template, params, (x,))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Outputs ``(K, B, *out)`` for inputs ``(K, B, *in)`` (differentiable)."""
+        params = dict(zip(self.names, self._leaves))
+        return torch.vmap(self._call, in_dims=(0, 0), randomness="different")(params, x)
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Outputs for inputs ``(K, n, *in)``, in evaluation mode, without a graph."""
+        was = self.module_template.training
+        self.module_template.eval()
+        try:
+            with torch.no_grad():
+                return self.forward(x)
+        finally:
+            self.module_template.train(was)
+
+    def module(self, k: int) -> nn.Module:
+        """Candidate ``k`` as a standalone module (a fresh ``factory()`` with its weights)."""
+        model = _build(self._factory, 0)
+        model.load_state_dict(self.state(k), strict=False)
+        return model.to(self.device)
+
+
+def _build(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = factory()
+    if not isinstance(module, nn.Module):
+        raise ShrinkageError(
+            f"The 'model_factory' must return a torch.nn.Module. Got {type(module).__name__} "
+            "instead."
+        )
+    buffers = [n for n, _ in module.named_buffers()]
+    if buffers:
+        raise ShrinkageError(
+            "The batched engine cannot stack modules with buffers (running statistics are "
+            f"updated in place); got buffers {buffers!r}. Use BatchNorm(track_running_stats="
+            "False), GroupNorm or LayerNorm."
+        )
+    if isinstance(module, MLP):
+        init_mlp_(module, generators(seed)[0])
+    return module
+
+
+def _bc(factor: Tensor, like: Tensor) -> Tensor:
+    """A ``(K,)`` factor shaped to broadcast against a ``(K, ...)`` tensor."""
+    return factor.view((-1,) + (1,) * (like.ndim - 1))
