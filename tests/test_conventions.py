@@ -1,4 +1,4 @@
-"""The conventions table of DESIGN.md, one test per row.
+"""The conventions table of the README ("The conventions, spelled out"), one test per row.
 
 | writing                  | means                                 | gradient of the term |
 |--------------------------|---------------------------------------|----------------------|

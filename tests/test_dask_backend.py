@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import make_classification
 
 from shrinkage.errors import ShrinkageError
-from shrinkage.estimators import MLPClassifier
-from shrinkage.search import SearchCV, connect, run_chunk, run_chunks
+from shrinkage.search import connect, run_chunk, run_chunks
 from shrinkage.search._distributed import INSTALL, require_distributed
 
 needs_dask = pytest.mark.skipif(
@@ -36,23 +34,10 @@ MISSING = (
 )
 
 
-def _data():
-    X, y = make_classification(40, 4, n_informative=3, n_redundant=0, random_state=1)
-    return X, y
-
-
-def _search(**kw):
-    estimator = MLPClassifier(hidden_layer_sizes=(5,), epochs=3, batch_size=8, learning_rate=0.05)
-    params = dict(strengths=[1e-4, 1e-2, 1.0], placements=("all", "output"), cv=2)
-    params.update(random_state=3, refit=False)
-    params.update(kw)
-    return SearchCV(estimator, **params)
-
-
-def _max_memory(per_chunk: int) -> int:
+def _max_memory(per_chunk: int, classification_data, small_search) -> int:
     """A budget that puts ``per_chunk`` candidates in each chunk."""
-    X, y = _data()
-    search = _search()
+    X, y = classification_data(seed=1)
+    search = small_search(random_state=3)
     per, shared = search._bytes(search.prepare(X, y).data)
     return shared + per_chunk * per
 
@@ -75,11 +60,13 @@ def client():
 
 
 @needs_dask
-def test_dask_backend_gives_the_local_cv_results(client):
-    X, y = _data()
-    memory = _max_memory(4)  # 12 candidates: 3 chunks
-    local = _search(max_memory=memory).fit(X, y)
-    remote = _search(max_memory=memory, backend="dask", client=client, n_threads=1).fit(X, y)
+def test_dask_backend_gives_the_local_cv_results(client, classification_data, small_search):
+    X, y = classification_data(seed=1)
+    memory = _max_memory(4, classification_data, small_search)  # 12 candidates: 3 chunks
+    local = small_search(random_state=3, max_memory=memory).fit(X, y)
+    remote = small_search(
+        random_state=3, max_memory=memory, backend="dask", client=client, n_threads=1
+    ).fit(X, y)
     assert local.chunking_["n_chunks"] == remote.chunking_["n_chunks"] == 3
     assert local.cv_results_.keys() == remote.cv_results_.keys()
     for key, expected in local.cv_results_.items():
@@ -99,13 +86,15 @@ def _die_once(data, specs, keep_states=False, progress=None, *, marker_dir):
 
 
 @needs_dask
-def test_a_worker_that_dies_mid_chunk_loses_nothing(client, tmp_path):
+def test_a_worker_that_dies_mid_chunk_loses_nothing(
+    client, tmp_path, classification_data, small_search
+):
     import cloudpickle
 
     # the workers cannot import this test module: ship the wrapper by value
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    X, y = _data()
-    plan = _search().prepare(X, y)
+    X, y = classification_data(seed=1)
+    plan = small_search(random_state=3).prepare(X, y)
     chunks = [plan.specs[i : i + 4] for i in range(0, len(plan.specs), 4)]
     finished: list = []
     rows, _ = run_chunks(
@@ -133,21 +122,21 @@ def test_a_worker_that_dies_mid_chunk_loses_nothing(client, tmp_path):
         }
 
 
-def test_missing_dask_gives_the_install_command(monkeypatch):
+def test_missing_dask_gives_the_install_command(monkeypatch, classification_data, small_search):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now fails
     with pytest.raises(ShrinkageError) as caught:
         require_distributed()
     assert str(caught.value) == MISSING
-    X, y = _data()
+    X, y = classification_data(seed=1)
     with pytest.raises(ShrinkageError) as caught:
-        _search(backend="dask", client=object()).fit(X, y)
+        small_search(random_state=3, backend="dask", client=object()).fit(X, y)
     assert str(caught.value) == MISSING
 
 
-def test_dask_backend_without_a_client_is_refused():
-    X, y = _data()
+def test_dask_backend_without_a_client_is_refused(classification_data, small_search):
+    X, y = classification_data(seed=1)
     with pytest.raises(ShrinkageError) as caught:
-        _search(backend="dask").fit(X, y)
+        small_search(random_state=3, backend="dask").fit(X, y)
     assert str(caught.value) == (
         "The dask backend needs a client: pass client=dask.distributed.Client(...) "
         "(CLI: --scheduler ADDRESS)."
@@ -155,8 +144,8 @@ def test_dask_backend_without_a_client_is_refused():
 
 
 @pytest.fixture()
-def table(tmp_path):
-    X, y = _data()
+def table(tmp_path, classification_data):
+    X, y = classification_data(seed=1)
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(y=y)
     frame.to_csv(tmp_path / "data.csv", index=False)
     return tmp_path / "data.csv"

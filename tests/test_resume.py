@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import make_classification
 
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import MLPClassifier
@@ -19,19 +18,6 @@ from shrinkage.search import SearchCV, chunk_path, mark_failures, read_chunk, ru
 
 # Timing columns differ between runs; every other column must be identical.
 TIMES = ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time")
-
-
-def _data(n=40):
-    X, y = make_classification(n, 4, n_informative=3, n_redundant=0, random_state=0)
-    return X, y
-
-
-def _search(**kw):
-    estimator = MLPClassifier(hidden_layer_sizes=(5,), epochs=3, batch_size=8, learning_rate=0.05)
-    params = dict(strengths=[1e-4, 1e-2, 1.0], placements=("all", "output"), cv=2)
-    params.update(random_state=0, refit=False)
-    params.update(kw)
-    return SearchCV(params.pop("estimator", estimator), **params)
 
 
 def _chunks(plan, size):
@@ -55,9 +41,9 @@ def _counting(calls, fail_at=None):
 
 
 @pytest.fixture(scope="module")
-def plan():
-    X, y = _data()
-    return _search().prepare(X, y)
+def plan(classification_data, small_search):
+    X, y = classification_data(seed=0)
+    return small_search().prepare(X, y)
 
 
 def test_resume_skips_finished_chunks_and_gives_the_same_rows(plan, tmp_path):
@@ -164,12 +150,14 @@ def test_unknown_backend_is_refused(plan):
 # --- divergence -------------------------------------------------------------------------
 
 
-def test_diverging_candidates_are_marked_failed_and_the_others_go_on():
-    X, y = _data()
+def test_diverging_candidates_are_marked_failed_and_the_others_go_on(
+    classification_data, small_search
+):
+    X, y = classification_data(seed=0)
     estimator = MLPClassifier(
         hidden_layer_sizes=(5,), epochs=3, batch_size=8, optimizer="sgd", learning_rate=50.0
     )
-    search = _search(estimator=estimator, strengths=[1e-3, 1e12], placements=("all",))
+    search = small_search(estimator=estimator, strengths=[1e-3, 1e12], placements=("all",))
     search.fit(X, y)
     results = search.cv_results_
     assert list(results["status"]) == ["ok", "failed"]

@@ -23,14 +23,15 @@ def forward(old: str, *new: str) -> Callable[[str], Any]:
 
     Args:
         old: the alias module's name (``__name__``).
-        *new: the modules that now hold its contents, searched in order.
+        *new: the modules that now hold its contents, searched in order; the first is the
+            public one the warning names.
 
     Returns:
         The ``__getattr__`` function to assign in the alias module.
     """
     warnings.warn(
         f"{old} is deprecated and will be removed in shrinkage {REMOVED_IN}; import from "
-        f"{' / '.join(new)} instead.",
+        f"{new[0]} instead.",
         DeprecationWarning,
         stacklevel=3,
     )

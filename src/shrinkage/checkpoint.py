@@ -2,4 +2,6 @@
 
 from shrinkage._deprecated import forward
 
-__getattr__ = forward(__name__, "shrinkage.search._checkpoint", "shrinkage.search._results")
+__getattr__ = forward(
+    __name__, "shrinkage.search", "shrinkage.search._checkpoint", "shrinkage.search._results"
+)

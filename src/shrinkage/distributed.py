@@ -2,4 +2,4 @@
 
 from shrinkage._deprecated import forward
 
-__getattr__ = forward(__name__, "shrinkage.search._distributed")
+__getattr__ = forward(__name__, "shrinkage.search", "shrinkage.search._distributed")

@@ -141,7 +141,60 @@ class Penalty(ConfigMixin):
     _strength_keys: ClassVar[tuple[str, ...]] = ("strength",)
 
 
-class L1(Penalty):
+class _L1L2(Penalty):
+    """L1, L2 and elastic net: ``l1 * sum|w| + l2 * sum w**2`` with one of the two possibly 0.
+
+    Their list methods are the in-place kernels of :mod:`shrinkage.functional.penalties`
+    (``elastic_net_add_grad_``, ``elastic_net_decay_``, ``elastic_net_prox_``) with the two
+    strengths scaled by the step; a zero term is skipped, so L1 and L2 cost what they would
+    alone.
+    """
+
+    has_prox = True
+
+    def _l1_l2(self) -> tuple[float, float]:
+        """The (L1, L2) strengths of this penalty."""
+        raise NotImplementedError  # abstract: each of L1, L2, ElasticNet names its own
+
+    def add_grad_(
+        self,
+        grads: list[Tensor],
+        params: list[Tensor],
+        refs: Refs,
+        scale: float,
+        scratch: list[Tensor] | None = None,
+    ) -> None:
+        """``grads += scale * (l1 * sign(params) + 2 * l2 * params)``."""
+        l1, l2 = self._l1_l2()
+        FP.elastic_net_add_grad_(grads, params, scale * l1, scale * l2, scratch)
+
+    def decay_(
+        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
+    ) -> None:
+        """``params -= lr * (l1 * sign(params) + 2 * l2 * params)`` (AdamW's decay for L2)."""
+        l1, l2 = self._l1_l2()
+        FP.elastic_net_decay_(params, lr * l1, lr * l2, scratch)
+
+    def prox_(
+        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
+    ) -> None:
+        """Soft-threshold at ``step * l1`` (exact zeros), then divide by ``1 + 2 step l2``."""
+        l1, l2 = self._l1_l2()
+        FP.elastic_net_prox_(params, step * l1, step * l2, scratch)
+
+    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
+        """``l1 * sum_i ||p_i||_1 + l2 * sum_i ||p_i||^2`` from fused norm kernels."""
+        l1, l2 = self._l1_l2()
+        with torch.no_grad():
+            total = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
+            if l1:
+                total = total + l1 * torch.stack(torch._foreach_norm(params, 1)).sum()
+            if l2:
+                total = total + l2 * torch.stack(torch._foreach_norm(params, 2)).square().sum()
+            return total
+
+
+class L1(_L1L2):
     """``l1 * sum(|w|)`` (Keras ``L1``). Subgradient ``l1 * sign(w)``, 0 at ``w == 0``.
 
     Args:
@@ -153,7 +206,6 @@ class L1(Penalty):
     """
 
     name = "l1"
-    has_prox = True
     uses_scratch = True
     _strength_keys = ("l1",)
 
@@ -172,40 +224,15 @@ class L1(Penalty):
         """Soft-threshold at ``step * l1``."""
         return FP.l1_prox(w, self.l1, step)
 
-    def add_grad_(
-        self,
-        grads: list[Tensor],
-        params: list[Tensor],
-        refs: Refs,
-        scale: float,
-        scratch: list[Tensor] | None = None,
-    ) -> None:
-        """``grads += scale * l1 * sign(params)``."""
-        FP.elastic_net_add_grad_(grads, params, scale * self.l1, 0.0, scratch)
-
-    def decay_(
-        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
-    ) -> None:
-        """``params -= lr * l1 * sign(params)``."""
-        FP.elastic_net_decay_(params, lr * self.l1, 0.0, scratch)
-
-    def prox_(
-        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
-    ) -> None:
-        """Soft-threshold every tensor at ``step * l1``: exact zeros."""
-        FP.elastic_net_prox_(params, step * self.l1, 0.0, scratch)
-
-    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
-        """``l1 * sum_i ||p_i||_1`` from one fused norm kernel."""
-        with torch.no_grad():
-            return self.l1 * torch.stack(torch._foreach_norm(params, 1)).sum()
+    def _l1_l2(self) -> tuple[float, float]:
+        return self.l1, 0.0
 
     def get_config(self) -> dict[str, Any]:
         """``{"l1": l1}``."""
         return {"l1": self.l1}
 
 
-class L2(Penalty):
+class L2(_L1L2):
     """``l2 * sum(w**2)`` (Keras ``L2``; no 1/2). Gradient ``2 * l2 * w``.
 
     ``torch.optim.SGD(weight_decay=wd)`` is ``L2(wd / 2)``; see :func:`from_course`,
@@ -220,7 +247,6 @@ class L2(Penalty):
     """
 
     name = "l2"
-    has_prox = True
     _strength_keys = ("l2",)
 
     def __init__(self, l2: float = 0.01) -> None:
@@ -238,40 +264,15 @@ class L2(Penalty):
         """``w / (1 + 2 * step * l2)``."""
         return FP.l2_prox(w, self.l2, step)
 
-    def add_grad_(
-        self,
-        grads: list[Tensor],
-        params: list[Tensor],
-        refs: Refs,
-        scale: float,
-        scratch: list[Tensor] | None = None,
-    ) -> None:
-        """``grads += 2 * scale * l2 * params`` in one fused kernel, no temporaries."""
-        FP.elastic_net_add_grad_(grads, params, 0.0, scale * self.l2)
-
-    def decay_(
-        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
-    ) -> None:
-        """``params *= 1 - 2 * lr * l2`` (torch AdamW's decay with ``wd = 2 * l2``)."""
-        FP.elastic_net_decay_(params, 0.0, lr * self.l2)
-
-    def prox_(
-        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
-    ) -> None:
-        """``params /= 1 + 2 * step * l2``."""
-        FP.elastic_net_prox_(params, 0.0, step * self.l2)
-
-    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
-        """``l2 * sum_i ||p_i||^2`` from one fused norm kernel."""
-        with torch.no_grad():
-            return self.l2 * torch.stack(torch._foreach_norm(params, 2)).square().sum()
+    def _l1_l2(self) -> tuple[float, float]:
+        return 0.0, self.l2
 
     def get_config(self) -> dict[str, Any]:
         """``{"l2": l2}``."""
         return {"l2": self.l2}
 
 
-class ElasticNet(Penalty):
+class ElasticNet(_L1L2):
     """``l1 * sum(|w|) + l2 * sum(w**2)`` (Keras ``L1L2``).
 
     Args:
@@ -281,7 +282,6 @@ class ElasticNet(Penalty):
 
     name = "elastic_net"
     aliases = ("l1l2", "elasticnet", "l1_l2")
-    has_prox = True
     uses_scratch = True
     _strength_keys = ("l1", "l2")
 
@@ -301,32 +301,8 @@ class ElasticNet(Penalty):
         """Soft-threshold at ``step * l1`` then divide by ``1 + 2 * step * l2``."""
         return FP.elastic_net_prox(w, self.l1, self.l2, step)
 
-    def add_grad_(
-        self,
-        grads: list[Tensor],
-        params: list[Tensor],
-        refs: Refs,
-        scale: float,
-        scratch: list[Tensor] | None = None,
-    ) -> None:
-        """``grads += scale * (l1 * sign(params) + 2 * l2 * params)``."""
-        FP.elastic_net_add_grad_(grads, params, scale * self.l1, scale * self.l2, scratch)
-
-    def decay_(
-        self, params: list[Tensor], refs: Refs, lr: float, scratch: list[Tensor] | None = None
-    ) -> None:
-        """``params -= lr * (l1 * sign(params) + 2 * l2 * params)``."""
-        FP.elastic_net_decay_(params, lr * self.l1, lr * self.l2, scratch)
-
-    def prox_(
-        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
-    ) -> None:
-        """Soft-threshold at ``step * l1``, then divide by ``1 + 2 * step * l2``."""
-        FP.elastic_net_prox_(params, step * self.l1, step * self.l2, scratch)
-
-    def total(self, params: list[Tensor], refs: Refs) -> Tensor:
-        """Sum of both totals."""
-        return L1(self.l1).total(params, refs) + L2(self.l2).total(params, refs)
+    def _l1_l2(self) -> tuple[float, float]:
+        return self.l1, self.l2
 
     def get_config(self) -> dict[str, Any]:
         """``{"l1": l1, "l2": l2}``."""

@@ -60,8 +60,24 @@ NORM_TYPES: tuple[type[nn.Module], ...] = tuple(
 _WILDCARDS = set("*?[")
 
 
+class _Valued:
+    """``penalty`` and ``constraint`` views of a ``value`` that may be either."""
+
+    value: Penalty | C.Constraint | None
+
+    @property
+    def penalty(self) -> Penalty | None:
+        """The penalty (a penalty or activity table), or ``None``."""
+        return self.value if isinstance(self.value, Penalty) else None
+
+    @property
+    def constraint(self) -> C.Constraint | None:
+        """The constraint (the constraint table), or ``None``."""
+        return self.value if isinstance(self.value, C.Constraint) else None
+
+
 @dataclass(frozen=True)
-class Rule:
+class Rule(_Valued):
     """One line of a plan's table: a selector and what it assigns.
 
     ``value`` is a :class:`~shrinkage.Penalty` in the penalty and activity tables, a
@@ -72,19 +88,9 @@ class Rule:
     select: Selector
     value: Penalty | C.Constraint | None
 
-    @property
-    def penalty(self) -> Penalty | None:
-        """The penalty of a penalty or activity rule (``None`` for a constraint rule)."""
-        return self.value if isinstance(self.value, Penalty) else None
-
-    @property
-    def constraint(self) -> C.Constraint | None:
-        """The constraint of a constraint rule (``None`` for a penalty rule)."""
-        return self.value if isinstance(self.value, C.Constraint) else None
-
 
 @dataclass
-class Assignment:
+class Assignment(_Valued):
     """The resolved decision for one parameter: its penalty or constraint, and why."""
 
     name: str
@@ -92,16 +98,6 @@ class Assignment:
     module: nn.Module
     value: Penalty | C.Constraint | None
     reason: str
-
-    @property
-    def penalty(self) -> Penalty | None:
-        """The parameter's penalty (from :meth:`Plan.resolve`), or ``None``."""
-        return self.value if isinstance(self.value, Penalty) else None
-
-    @property
-    def constraint(self) -> C.Constraint | None:
-        """The parameter's constraint (from :meth:`Plan.resolve_constraints`), or ``None``."""
-        return self.value if isinstance(self.value, C.Constraint) else None
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -1,7 +1,9 @@
 """The ``shrinkage`` command: a click group whose subcommands live one per module.
 
-Subcommands are imported lazily so ``shrinkage --help`` stays fast and so each command
-owns its own file (``cli/fit.py`` ↔ ``tests/test_cli_fit.py``).
+Subcommands are imported lazily so ``shrinkage --help`` stays fast, and each command owns
+its own module (``cli/fit.py``, ``cli/tune.py``, ...; tested in ``tests/test_cli.py`` and
+``tests/test_cli_tune.py``). The multi-step jobs behind ``demo`` and ``tune`` (search,
+baseline, report) are in ``cli/_workflows.py``; the modules here are not an import API.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ def layer_strengths(
         ShrinkageError: an unknown kind, a negative strength or a ratio outside [0, 1].
 
     Example:
-        >>> layer_strengths("elastic_net", 0.1, 3, "hidden", l1_ratio=0.25)
-        ([0.025, 0.025, 0.0], [0.075, 0.075, 0.0])
+        >>> layer_strengths("elastic_net", 0.5, 3, "hidden", l1_ratio=0.25)
+        ([0.125, 0.125, 0.0], [0.375, 0.375, 0.0])
     """
     s = check_strength(strength, "strength")
     if kind not in KINDS:
