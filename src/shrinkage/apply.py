@@ -12,7 +12,9 @@ proximal   ``w = prox_{lr * Omega}(w)``: exact zeros for L1 and group lasso     
 ``loss`` and ``gradient`` give the same parameters with any optimizer; ``decoupled``
 equals them for plain SGD and differs for Adam (it *is* ``torch.optim.AdamW`` for
 ``L2(wd / 2)``); ``proximal`` is proximal gradient descent for SGD. The learning rate is
-read from each parameter group at every step, so schedulers are honoured.
+read from each parameter group at every step, so schedulers are honoured. With
+``optimizer.step(closure)`` (LBFGS, Lightning, skorch: the gradients are computed inside
+``step``) the ``gradient`` and ``decoupled`` terms are applied when the closure returns.
 
 Two lines in any training loop::
 
@@ -241,10 +243,34 @@ class Regularizer:
                 return layout
         return []
 
-    @torch.no_grad()
-    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> Any:
         if self.mode not in ("gradient", "decoupled"):
-            return
+            return None
+        # ``args`` is ``(optimizer, *positional)``: ``step(closure)`` or ``step(closure=...)``.
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            self._before_update(optimizer)
+            return None
+        # With a closure (LBFGS, Lightning, skorch) the gradients are computed inside
+        # step(), after this hook: apply the penalty when the closure returns. Gradient mode
+        # adds its term to every evaluation's gradient; decoupled mode decays once per step.
+        once = self.mode == "decoupled"
+        done = False
+
+        def closure_then_penalty() -> Any:
+            nonlocal done
+            loss = closure()
+            if not (once and done):
+                self._before_update(optimizer)
+                done = True
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_penalty}
+        return (args[0], closure_then_penalty, *args[2:]), kwargs
+
+    @torch.no_grad()
+    def _before_update(self, optimizer: torch.optim.Optimizer) -> None:
         scale = self.current_scale()
         if scale == 0:
             return
