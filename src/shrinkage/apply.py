@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from shrinkage.constraints import Constraint
+from shrinkage.display import Table
 from shrinkage.errors import ShrinkageError
 from shrinkage.penalties import Penalty, scratch_for
 from shrinkage.plan import Assignment, Plan
@@ -367,8 +368,11 @@ class Regularizer:
             return p.device
         return torch.device("cpu")
 
-    def describe(self) -> str:
-        """The plan's table for this model (see :meth:`Plan.describe`)."""
+    def describe(self) -> Table:
+        """The plan's table for this model (see :meth:`Plan.describe`).
+
+        Prints as aligned text; displays as an HTML table in a notebook.
+        """
         return self.plan.describe(self.model)
 
     def __repr__(self) -> str:
