@@ -212,6 +212,8 @@ class ShrinkageCallback(_pl.Callback):
         # Several batches share a step under gradient accumulation: log each step once.
         if self.regularizer is None or not trainer.loggers or self._last_logged == step:
             return
+        if not trainer.is_global_zero:  # loggers write on rank 0 only; skip the reductions
+            return
         stats = weight_stats(self.regularizer, self.prefix)
         for logger in trainer.loggers:
             logger.log_metrics(stats, step=step)
