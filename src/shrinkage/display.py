@@ -57,7 +57,7 @@ class Table(str):
         if not self.rows:
             return "<table></table>"
         head, *body = self.rows
-        cell = 'style="text-align:left; font-family:monospace"'
+        cell = 'style="text-align:left; font-family:monospace; padding:2px 1.5em 2px 0"'
         lines = ['<table class="shrinkage-table">', "<thead><tr>"]
         lines += [f"<th {cell}>{html.escape(c)}</th>" for c in head]
         lines.append("</tr></thead><tbody>")
