@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e ".[test,parquet,distributed]"
+	$(PY) -m pip install -q -e ".[test,parquet,distributed,lightning,skorch,tensorboard]"
 	touch $@
 
 install: $(VENV)/.installed

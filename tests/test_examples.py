@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from shrinkage import L2
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -93,3 +95,42 @@ def test_activity_regularization(example, capsys):
     assert none["lambda"] == 0 and penalized["lambda"] == 1e-3
     assert penalized["mean_h"] < none["mean_h"]
     assert "active units / image" in out
+
+
+def test_lightning_callback(example, capsys):
+    pytest.importorskip("lightning")
+    result = example("lightning_callback").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "net.0.weight  (128, 64)  L1       l1=0.1    rule 0 ('*')" in out
+    none, l2, l1 = result["rows"]
+    assert [r["label"] for r in result["rows"]] == ["none", "L2 loss", "L1 proximal"]
+    # 2 epochs x 17 batches, a row every 5 steps and one at the end: read back from the CSV.
+    assert none["logged"] == 0 and l2["logged"] == l1["logged"] == 8
+    assert l2["abs_w"] < none["abs_w"] and l1["abs_w"] < none["abs_w"]
+    assert l1["zeros"] > 0 and none["zeros"] == 0
+    assert l2["last_penalty"] > 0 and l1["last_penalty"] > 0
+
+
+def test_skorch_callback(example, capsys):
+    pytest.importorskip("skorch")
+    result = example("skorch_callback").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "penalty    train_loss" in out  # skorch's PrintLog shows the callback's column
+    assert "GridSearchCV over callbacks__shrinkage__plan, 2-fold" in out
+    assert result["best"] in (L2(1e-4), L2(1e-2))
+    none, tuned, lasso = result["rows"]
+    assert tuned["abs_w"] < none["abs_w"] and lasso["zeros"] > 0
+    assert len(result["history"]["penalty"]) == 2
+
+
+def test_tensorboard_logging(example, capsys):
+    pytest.importorskip("tensorboard")
+    result = example("tensorboard_logging").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "What TensorBoard plots, read back from the event file:" in out
+    assert "shrinkage/zero_fraction/0.weight" in result["scalars"]
+    assert result["histograms"] == ["shrinkage/weights/0.weight", "shrinkage/weights/2.weight"]
+    first, *_, last = result["rows"]
+    assert first["epoch"] == 0 and last["epoch"] == 3
+    assert first["zeros0"] == 0 and last["zeros0"] > first["zeros0"]
+    assert last["val"] > 0.5

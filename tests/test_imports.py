@@ -34,7 +34,7 @@ ALIASES = {
 # The layers, lowest first: a module may import its own layer or lower ones, never higher.
 LAYERS = [
     ("shrinkage._version", "shrinkage._names", "shrinkage.errors", "shrinkage._deprecated"),
-    ("shrinkage._validation", "shrinkage._io", "shrinkage._registry"),
+    ("shrinkage._validation", "shrinkage._io", "shrinkage._registry", "shrinkage.display"),
     ("shrinkage.functional",),
     ("shrinkage.penalties", "shrinkage.constraints"),
     ("shrinkage.plan",),
@@ -47,7 +47,8 @@ LAYERS = [
     ("shrinkage.search",),
     ("shrinkage.analysis",),
     ("shrinkage.report",),
-    ("shrinkage.cli", "shrinkage.integrations"),
+    # the top-level namespace re-exports (lazily) from every layer below
+    ("shrinkage", "shrinkage.cli", "shrinkage.integrations"),
 ]
 
 
@@ -145,7 +146,8 @@ def _layer(module: str) -> int:
     best, level = -1, None
     for i, names in enumerate(LAYERS):
         for prefix in names:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+            inside = module == prefix or (prefix != "shrinkage" and module.startswith(prefix + "."))
+            if inside and len(prefix) > best:
                 best, level = len(prefix), i
     if level is None:
         raise AssertionError(f"{module} is in no layer of tests/test_imports.py; add it")

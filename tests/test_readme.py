@@ -3,8 +3,15 @@
 import pathlib
 import re
 
+import pytest
+from torch import nn
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+TEXT = README.read_text(encoding="utf-8")
+BEFORE, _, INTEGRATIONS = TEXT.partition("\n## Integrations\n")
+INTEGRATIONS = INTEGRATIONS.split("\n## ")[0]
+BLOCKS = re.findall(r"```python\n(.*?)```", BEFORE, re.S)
+INTEGRATION_BLOCKS = re.findall(r"```python\n(.*?)```", INTEGRATIONS, re.S)
 
 
 def test_readme_has_the_two_commands_and_python_examples():
@@ -25,3 +32,21 @@ def test_estimator_and_search_example_runs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "(64, 2)" and lines[1] == "(3, 64)"
     assert "'strength'" in lines[2] and "'placement'" in lines[2]
+
+
+def test_integration_examples_run(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the TensorBoard snippet creates runs/l1
+    lightning, skorch_block, tensorboard = INTEGRATION_BLOCKS
+    pytest.importorskip("lightning")
+    pytest.importorskip("skorch")
+    pytest.importorskip("tensorboard")
+    scope = {}
+    exec(compile(lightning, "README-lightning", "exec"), scope)
+    assert scope["callback"].mode == "loss" and scope["trainer"].max_epochs == 10
+    scope = {"MLP": nn.Linear}
+    exec(compile(skorch_block, "README-skorch", "exec"), scope)
+    assert type(scope["net"]).__name__ == "RegularizedNetClassifier"
+    scope = {}
+    exec(compile(tensorboard, "README-tensorboard", "exec"), scope)
+    scope["writer"].close()
+    assert (tmp_path / "runs" / "l1").is_dir()

@@ -163,6 +163,84 @@ def test_adam_decoupled_l2_is_adamw_exactly(wd):
         assert torch.equal(a, b)
 
 
+# --- optimizer.step(closure) ---------------------------------------------------------------
+
+
+def train_with_closure(model, opt, reg, steps=20, keyword=False):
+    x, y = data(dtype=next(model.parameters()).dtype)
+
+    def closure():
+        # As Lightning and skorch do: zero_grad and backward inside the closure.
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        if reg.mode == "loss":
+            loss = loss + reg.loss()
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure=closure) if keyword else opt.step(closure)
+    return model
+
+
+@pytest.mark.parametrize("keyword", [False, True], ids=["positional", "keyword"])
+@pytest.mark.parametrize("mode", ["loss", "gradient", "decoupled", "proximal"])
+def test_step_with_a_closure_equals_the_plain_loop(mode, keyword):
+    """The gradients appear inside ``step(closure)``, after the pre-step hook has run."""
+    penalty = L1(0.01) if mode == "proximal" else L2(0.05)
+    plain, _ = run_mode(penalty, mode, OPTIMIZERS["adam"])
+    model = mlp()
+    opt = OPTIMIZERS["adam"](model.parameters())
+    reg = Regularizer(model, penalty, mode=mode).attach(opt)
+    train_with_closure(model, opt, reg, keyword=keyword)
+    assert_same_params(model, plain, atol=1e-12)
+    unregularized = train(mlp(), OPTIMIZERS["adam"](mlp().parameters()))
+    moved = max(
+        (a - b).abs().max().item() for a, b in zip(model.parameters(), unregularized.parameters())
+    )
+    assert moved > 1e-4
+
+
+class TwoEvaluationSGD(torch.optim.Optimizer):
+    """Plain SGD that evaluates its closure twice per step, as LBFGS's line search does."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure):
+        with torch.enable_grad():
+            closure()
+            loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+        return loss
+
+
+@pytest.mark.parametrize("mode", ["gradient", "decoupled"])
+def test_closure_evaluated_twice_decays_once_and_penalizes_every_gradient(mode):
+    model = mlp()
+    opt = TwoEvaluationSGD(model.parameters(), lr=0.1)
+    Regularizer(model, L2(0.5), mode=mode).attach(opt)
+    before = model[0].weight.detach().clone()
+    grads = []
+
+    def closure():
+        opt.zero_grad()
+        loss = (model[0].weight * 0.0).sum()  # a zero data gradient: only the penalty acts
+        loss.backward()
+        grads.append(model[0].weight.grad)
+        return loss
+
+    opt.step(closure)
+    # One shrink by lr * 2 * l2 * w either way: gradient mode adds 2 * l2 * w to the
+    # gradient of the evaluation the step uses; decoupled mode decays once, not twice.
+    torch.testing.assert_close(model[0].weight, before * (1 - 0.1 * 2 * 0.5))
+    assert len(grads) == 2
+
+
 def test_decoupled_reads_each_group_lr_and_follows_schedulers():
     def run(mode):
         model = mlp()

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from shrinkage import constraints as C
 from shrinkage import penalties as P
+from shrinkage.display import Table
 from shrinkage.errors import ShrinkageError
 from shrinkage.penalties import Penalty
 
@@ -313,8 +314,11 @@ class Plan:
                 chosen[name] = (m, rule.value)
         return [(name, m, p) for name, (m, p) in chosen.items() if p is not None]
 
-    def describe(self, model: nn.Module) -> str:
+    def describe(self, model: nn.Module) -> Table:
         """A table of every parameter: name, shape, penalty, strength, or why excluded.
+
+        The result is a ``str`` (the aligned text below) that notebooks display as an
+        HTML table and ``rich.print`` as a rich table; ``.rows`` holds the cells.
 
         Example:
             >>> print(Plan(P.L2(0.01)).describe(nn.Linear(3, 2)))  # doctest: +NORMALIZE_WHITESPACE
@@ -352,10 +356,7 @@ class Plan:
             bounds = ", ".join(f"{k}={v:g}" for k, v in config.items() if isinstance(v, float))
             kind = type(a.value).__name__
             rows.append((a.name, str(a.shape), kind, bounds or "-", f"constraint {a.reason}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        return "\n".join(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows
-        )
+        return Table(rows)
 
     # -- configuration -------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ proximal   ``w = prox_{lr * Omega}(w)``: exact zeros for L1 and group lasso     
 ``loss`` and ``gradient`` give the same parameters with any optimizer; ``decoupled``
 equals them for plain SGD and differs for Adam (it *is* ``torch.optim.AdamW`` for
 ``L2(wd / 2)``); ``proximal`` is proximal gradient descent for SGD. The learning rate is
-read from each parameter group at every step, so schedulers are honoured.
+read from each parameter group at every step, so schedulers are honoured. With
+``optimizer.step(closure)`` (LBFGS, Lightning, skorch: the gradients are computed inside
+``step``) the ``gradient`` and ``decoupled`` terms are applied when the closure returns.
 
 Two lines in any training loop::
 
@@ -39,6 +41,7 @@ from torch import Tensor, nn
 
 from shrinkage._names import MODES
 from shrinkage.constraints import Constraint
+from shrinkage.display import Table
 from shrinkage.errors import ShrinkageError
 from shrinkage.functional.penalties import scratch_buffers
 from shrinkage.penalties import Penalty
@@ -290,9 +293,32 @@ class Regularizer:
                 return layout
         return []
 
-    @torch.no_grad()
-    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        self._run(MODE_TABLE[self.mode].before_step, optimizer)
+    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> Any:
+        operation = MODE_TABLE[self.mode].before_step
+        if operation is None:
+            return None
+        # ``args`` is ``(optimizer, *positional)``: ``step(closure)`` or ``step(closure=...)``.
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            self._run(operation, optimizer)
+            return None
+        # With a closure (LBFGS, Lightning, skorch) the gradients are computed inside
+        # step(), after this hook: apply the penalty when the closure returns. Gradient mode
+        # adds its term to every evaluation's gradient; decoupled mode decays once per step.
+        once = operation == "decay"
+        done = False
+
+        def closure_then_penalty() -> Any:
+            nonlocal done
+            loss = closure()
+            if not (once and done):
+                self._run(operation, optimizer)
+                done = True
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_penalty}
+        return (args[0], closure_then_penalty, *args[2:]), kwargs
 
     @torch.no_grad()
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -306,6 +332,7 @@ class Regularizer:
         self.steps += 1
         self._activity_terms.clear()
 
+    @torch.no_grad()
     def _run(self, operation: str | None, optimizer: torch.optim.Optimizer) -> None:
         """One mode operation on every bucket, group by group (each with its own ``lr``)."""
         if operation is None:
@@ -381,8 +408,11 @@ class Regularizer:
             return p.device
         return torch.device("cpu")
 
-    def describe(self) -> str:
-        """The plan's table for this model (see :meth:`Plan.describe`)."""
+    def describe(self) -> Table:
+        """The plan's table for this model (see :meth:`Plan.describe`).
+
+        Prints as aligned text; displays as an HTML table in a notebook.
+        """
         return self.plan.describe(self.model)
 
     def __repr__(self) -> str:
