@@ -31,6 +31,7 @@ __all__ = [
     "ACTIVATIONS",
     "MLP",
     "PLACEMENTS",
+    "dropout_seed",
     "epoch_batches",
     "generators",
     "init_mlp_",
@@ -114,6 +115,21 @@ def generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
     init = torch.Generator().manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed + 0x5EED)
     return init, shuffle
+
+
+def dropout_seed(seed: int) -> int:
+    """The seed of the dropout stream of a model trained with ``seed``: ``seed + 0xD809``.
+
+    A third stream, apart from the initialization and the shuffling (so that dropout masks
+    never repeat the numbers the weights were drawn from). A stacked candidate draws its
+    masks from a generator with this seed; :func:`shrinkage.training.fit_model` gets the same
+    masks for a single model with ``dropout_seed=dropout_seed(seed)``.
+
+    Example:
+        >>> dropout_seed(0)
+        55305
+    """
+    return int(seed) + 0xD809
 
 
 @torch.no_grad()

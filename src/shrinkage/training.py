@@ -15,6 +15,7 @@ for a candidate trained alone, so the pieces it mirrors are public here:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -264,6 +265,7 @@ def fit_model(
     patience: int = 10,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
     context: Mapping[str, float] | None = None,
+    dropout_seed: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs of minibatches; one history row per epoch.
 
@@ -306,6 +308,9 @@ def fit_model(
         progress: called after every epoch with ``(epoch, row)``.
         context: values named in the divergence message (e.g. ``strength`` and
             ``learning_rate``); by default the penalties and the learning rate.
+        dropout_seed: train with the global RNG (what dropout draws from) seeded with this,
+            restored afterwards; None: leave it as it is. A stacked candidate of seed ``s``
+            draws the masks of ``dropout_seed=shrinkage.models.dropout_seed(s)``.
 
     Returns:
         The history: a list of dicts with the keys :data:`HISTORY_KEYS`.
@@ -317,6 +322,37 @@ def fit_model(
     """
     if early_stopping and (X_val is None or y_val is None or len(X_val) == 0):
         raise ShrinkageError("Early stopping needs validation rows (X_val, y_val); got none.")
+    rng = contextlib.nullcontext()
+    if dropout_seed is not None:
+        cuda = X.is_cuda and torch.cuda.is_available()
+        rng = torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else [])
+    with rng:
+        if dropout_seed is not None:
+            torch.manual_seed(int(dropout_seed))
+        return _fit(
+            model, X, y, loss_fn, regularizer, optimizer, epochs, batch_size, shuffle_generator,
+            X_val, y_val, score_fn, early_stopping, patience, progress, context,
+        )  # fmt: skip
+
+
+def _fit(
+    model: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    loss_fn: LossFn,
+    regularizer: Regularizer,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    batch_size: int,
+    shuffle_generator: torch.Generator,
+    X_val: Tensor | None,
+    y_val: Tensor | None,
+    score_fn: ScoreFn | None,
+    early_stopping: bool,
+    patience: int,
+    progress: Callable[[int, dict[str, Any]], None] | None,
+    context: Mapping[str, float] | None,
+) -> list[dict[str, Any]]:
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
     regularizer.attach(optimizer)
     # Loss mode and activity rules need the penalty inside the graph; otherwise the hooks do it.

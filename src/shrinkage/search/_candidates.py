@@ -17,12 +17,15 @@ from shrinkage.data import encode_labels, encode_regression
 from shrinkage.errors import ShrinkageError
 from shrinkage.search.engine import (
     StackedMLP,
-    StackedModule,
+    StackPath,
     TrainSettings,
+    choose_path,
     layer_strengths,
     predict_stack,
     train_stack,
 )
+from shrinkage.search.engine._loop import binary_logit
+from shrinkage.search.engine._stack import _Stack
 
 # --------------------------------------------------------------------------- chunk data
 
@@ -72,9 +75,12 @@ class SearchData:
         hidden: hidden layer widths (MLP path).
         activation: activation name (MLP path).
         scoring: one of :data:`SCORINGS`.
-        factory: ``() -> nn.Module`` for the ``torch.func`` path, or None (MLP fast path).
+        factory: ``() -> nn.Module`` (a fused, ``torch.func`` or loop stack), or None (the
+            MLP fast path).
         per_fold: whether ``X`` holds one block per fold.
         device: where chunks train.
+        path: how the factory's candidates train (:func:`~shrinkage.search.engine.choose_path`,
+            decided once per search); None: decided by each chunk.
     """
 
     X: Tensor
@@ -87,6 +93,7 @@ class SearchData:
     factory: Callable[[], nn.Module] | None = None
     per_fold: bool = True
     device: str = "cpu"
+    path: StackPath | None = None
 
     @property
     def n_rows(self) -> int:
@@ -156,12 +163,11 @@ def run_chunk(
     settings = replace(data.settings, epochs=epochs.pop())
     device = torch.device(data.device)
     seeds = [s.seed for s in specs]
+    stack: _Stack
     if data.factory is None:
-        stack: StackedMLP | StackedModule = StackedMLP.from_seeds(
-            seeds, data.sizes, data.activation, device
-        )
+        stack = StackedMLP.from_seeds(seeds, data.sizes, data.activation, device)
     else:
-        stack = StackedModule(data.factory, seeds, device)
+        stack = stack_path(data).build(data.factory, seeds, device)
     for k, spec in enumerate(specs):
         if spec.init is not None:
             stack.load_state(k, {n: torch.as_tensor(v) for n, v in spec.init.items()})
@@ -238,12 +244,27 @@ def run_chunk(
     return ChunkResult(rows, states)
 
 
+def stack_path(data: SearchData) -> StackPath:
+    """How the factory's candidates train: ``data.path``, or chosen now (and kept there)."""
+    if data.path is None:
+        assert data.factory is not None
+        data.path = choose_path(
+            data.factory,
+            data.X,
+            task=data.settings.task,
+            n_outputs=data.settings.n_outputs,
+            batch_size=data.settings.batch_size,
+            device=data.device,
+        )
+    return data.path
+
+
 def _tile(y: Tensor, per_fold: bool, n_folds: int) -> Tensor:
     """Targets aligned with the source rows of ``data.X`` (one copy per fold block)."""
     return y.repeat(n_folds) if per_fold else y
 
 
-def _diverged(stack: StackedMLP | StackedModule) -> np.ndarray:
+def _diverged(stack: _Stack) -> np.ndarray:
     """Candidates whose weights are no longer finite."""
     bad = torch.zeros(stack.k, dtype=torch.bool, device=stack.device)
     for t in stack.tensors:
@@ -266,6 +287,7 @@ def scores(
     binary = settings.task == CLASSIFICATION and settings.n_outputs == 1
     if settings.task == CLASSIFICATION:
         if binary:
+            out = binary_logit(out).unsqueeze(-1)
             pred = (out[..., 0] > 0).double()
         else:
             pred = out.argmax(dim=-1).double()

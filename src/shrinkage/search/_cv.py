@@ -36,17 +36,20 @@ from shrinkage.search._candidates import (
     encode_target_values,
     prepare_data,
     run_chunk,
+    stack_path,
 )
 from shrinkage.search._checkpoint import fingerprint, run_chunks
 from shrinkage.search._grid import check_scoring, make_folds, make_grid
 from shrinkage.search._results import aggregate, choose, mark_failures, partial_results
 from shrinkage.search.engine import (
-    StackedModule,
     TrainSettings,
     chunk_layout,
     estimate_bytes,
     parse_memory,
 )
+from shrinkage.search.engine._fused import _probe_inputs
+from shrinkage.search.engine._memory import saved_bytes
+from shrinkage.search.engine._stack import module_from_state
 
 
 class SearchCV(BaseEstimator):
@@ -92,11 +95,15 @@ class SearchCV(BaseEstimator):
         random_state: an int (reproducible), a numpy RandomState or None.
         device: the torch device the stacks train on.
         n_threads: torch intra-op threads during ``fit`` (None: leave torch's setting).
-        model_factory: ``() -> nn.Module`` to search over any architecture with the
-            ``torch.func`` path instead of the MLP (the estimator then only gives the
-            training parameters; ``best_model_`` is the refit module, there is no
-            ``best_estimator_``). 2-D inputs are preprocessed per fold; others are used
-            as given.
+        model_factory: ``() -> nn.Module`` to search over any architecture instead of the
+            MLP (the estimator then only gives the training parameters; ``best_model_`` is
+            the refit module, there is no ``best_estimator_``). Its candidates train as one
+            fused network where every layer has a fused form (Linear, Conv1d/2d, LSTM, GRU,
+            Embedding, norms, dropout, attention), else with ``torch.func``, else one after
+            the other (``chunking_["path"]`` says which, and why). Its output must be
+            ``(batch, n_classes)``, ``(batch, 1)`` for regression or a binary target, or
+            ``(batch, 2)`` for a binary target. 2-D inputs are preprocessed per fold; others
+            are used as given.
         checkpoint_dir: a directory where each finished chunk's rows are written
             (``grid-chunk-00000.json``, ``refine-chunk-00000.json``, atomically), or None.
         backend: ``"local"`` (the chunks one after the other, here) or ``"dask"`` (each
@@ -122,7 +129,9 @@ class SearchCV(BaseEstimator):
         n_splits_: number of splits.
         seeds_: the seed of each fold; ``refit_seed_``: the refit's seed.
         chunking_: ``n_candidates``, ``n_chunks``, ``candidates_per_chunk``,
-            ``bytes_per_chunk`` (estimated peak), ``max_memory``.
+            ``bytes_per_chunk`` (estimated peak), ``max_memory``, and how the stacks train:
+            ``path`` (``"mlp"``, ``"fused"``, ``"torch.func"`` or ``"loop"``) and
+            ``path_reason`` (one line: what was fused, or why a faster path could not run).
         classes_: class labels (classification).
         refit_time_: seconds of the refit.
 
@@ -314,12 +323,18 @@ class SearchCV(BaseEstimator):
         ]
         per_candidate, shared = self._bytes(data)
         n_chunks, per_chunk = chunk_layout(len(specs), per_candidate, shared, memory)
-        chunking = {
+        if data.factory is None:
+            path = ("mlp", "the library's MLP: batched matrix products, hand-written backward")
+        else:
+            path = (stack_path(data).name, stack_path(data).reason)
+        chunking: dict[str, Any] = {
             "n_candidates": len(specs),
             "n_chunks": n_chunks,
             "candidates_per_chunk": per_chunk,
             "bytes_per_chunk": int(shared + per_chunk * per_candidate),
             "max_memory": memory,
+            "path": path[0],
+            "path_reason": path[1],
         }
         return SearchSetup(
             data=data,
@@ -348,6 +363,7 @@ class SearchCV(BaseEstimator):
                 f"{c['n_candidates']} candidates in {c['n_chunks']} chunk(s) of "
                 f"<= {c['candidates_per_chunk']} (~{c['bytes_per_chunk'] / 1e6:.1f} MB each)"
             )
+            print(f"SearchCV: path {c['path']}: {c['path_reason']}")
         checkpoint = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
         rows, states = self._run(
             setup, specs, per_chunk, "grid", progress, checkpoint, keep=self.refine
@@ -438,19 +454,21 @@ class SearchCV(BaseEstimator):
     def _n_layers(self, data: SearchData) -> int:
         if data.factory is None:
             return len(data.hidden) + 1
-        probe = StackedModule(data.factory, [0], "cpu")
-        return probe.n_layers
+        return stack_path(data).build(data.factory, [0], "cpu").n_layers
 
     def _bytes(self, data: SearchData) -> tuple[int, int]:
         train_rows = max(len(tr) for tr, _ in data.folds)
+        measured = None
         if data.factory is None:
             widths = data.sizes
             n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
         else:
-            probe = StackedModule(data.factory, [0], "cpu")
+            # What autograd keeps for a minibatch, measured on a probe stack of the path.
+            probe = stack_path(data).build(data.factory, [0, 1], data.device)
             n_params = probe.n_params
-            features = math.prod(data.X.shape[1:])
-            widths = [features, data.settings.n_outputs, *[s[0] for s in probe.shapes]]
+            batch = min(data.settings.batch_size, train_rows)
+            measured = saved_bytes(probe, _probe_inputs(data.X, 2, batch)) // 2
+            widths = [math.prod(data.X.shape[1:]), data.settings.n_outputs]
         per = estimate_bytes(
             n_params,
             widths,
@@ -458,6 +476,7 @@ class SearchCV(BaseEstimator):
             data.settings.batch_size,
             train_rows,
             autograd=data.factory is not None,
+            activation_bytes=measured,
         )
         # Scoring keeps every candidate's outputs on all rows, and its masks.
         per += data.n_rows * (8 * data.settings.n_outputs + 2 + 32)
@@ -578,6 +597,7 @@ class SearchCV(BaseEstimator):
             False,
             data.device,
         )
+        refit_data.path = data.path
         spec = CandidateSpec(
             index=0,
             config=0,
@@ -591,9 +611,8 @@ class SearchCV(BaseEstimator):
         )
         result = run_chunk(refit_data, [spec], keep_states=True)
         assert result.states is not None
-        stack = StackedModule(data.factory, [seed], data.device)
-        stack.load_state(0, {n: torch.as_tensor(v) for n, v in result.states[0].items()})
-        self.best_model_ = stack.module(0)
+        state = {n: torch.as_tensor(v) for n, v in result.states[0].items()}
+        self.best_model_ = module_from_state(data.factory, state, data.device)
 
     # ----------------------------------------------------------------- results
 
@@ -637,7 +656,7 @@ class SearchSetup:
             NaN unless elastic net).
         grid_strengths: the strength grid.
         chunking: ``n_candidates``, ``n_chunks``, ``candidates_per_chunk``,
-            ``bytes_per_chunk``, ``max_memory``.
+            ``bytes_per_chunk``, ``max_memory``, ``path``, ``path_reason``.
         seeds: the seed of each fold.
         refit_seed: the refit's seed.
         n_layers: penalizable weights per network.
@@ -652,7 +671,7 @@ class SearchSetup:
     specs: list[CandidateSpec]
     configs: list[tuple]
     grid_strengths: np.ndarray
-    chunking: dict[str, int]
+    chunking: dict[str, Any]
     seeds: list[int]
     refit_seed: int
     n_layers: int

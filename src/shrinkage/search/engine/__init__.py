@@ -7,8 +7,16 @@ network whose every parameter has a leading candidate dimension, ``(K, *shape)``
 
 * the forward pass of an :class:`StackedMLP` is one ``torch.baddbmm`` per layer, and its
   backward pass is written out by hand (three batched matrix products per layer, no
-  autograd graph); :class:`StackedModule` stacks any ``nn.Module`` from a factory and runs
-  it with ``torch.func.functional_call`` under ``torch.vmap`` (autograd backward);
+  autograd graph);
+* any ``nn.Module`` from a factory is *fused* (:class:`FusedStack`): each layer with
+  parameters is replaced by one that computes all K candidates at once (batched GEMMs for
+  Linear, im2col + batched GEMM for Conv1d/2d, a shared time loop with batched gate
+  products for LSTM/GRU, per-candidate norms, tables, dropout streams and attention
+  projections; horizontal fusion, as in HFTA) and the user's own forward runs on it.
+  Where a module has no fused form, :class:`StackedModule` runs it with
+  ``torch.func.functional_call`` under ``torch.vmap``; where even that cannot run
+  (``nn.LSTM`` next to an unsupported module), :class:`LoopStack` runs the candidates one
+  after the other. :func:`choose_path` picks the path and says why;
 * each candidate has its own training rows (its fold), its own minibatch order and its
   own initialization (both from its integer seed, :func:`shrinkage.models.generators`);
 * regularization is two ``(K, L)`` tensors, the L1 and the L2 strength of each candidate
@@ -30,28 +38,37 @@ updated at all — weights, Adam moments and step count stay as they were.
 The result equals K single models trained by :func:`shrinkage.training.fit_model` with
 the same seeds, rows and penalties (up to float rounding; ``tests/test_engine.py``).
 
-Files: ``_stack.py`` (the stacked parameters and forward/backward), ``_optim.py``
+Files: ``_stack.py`` (the stacked parameters, the MLP, ``torch.func`` and loop stacks),
+``_fused.py`` (the fused stack and the path choice) with its layers in ``_fused_layers.py``
+(Linear, Embedding, norms, dropout), ``_fused_conv.py``, ``_fused_rnn.py`` (LSTM, GRU;
+``_lstm_ext.py``, an optional compiled LSTM kernel) and ``_fused_attention.py``, ``_optim.py``
 (:class:`StackedOptimizer`), ``_penalty.py`` (:class:`StackPenalty`, per-candidate
 strengths), ``_loop.py`` (:func:`train_stack`, :func:`predict_stack`, the minibatches),
 ``_memory.py`` (how many candidates fit a memory budget).
 """
 
 from shrinkage._names import KINDS
+from shrinkage.search.engine._fused import PATHS, FusedStack, StackPath, choose_path
 from shrinkage.search.engine._loop import predict_stack, train_stack
 from shrinkage.search.engine._memory import chunk_layout, estimate_bytes, parse_memory
 from shrinkage.search.engine._optim import StackedOptimizer
 from shrinkage.search.engine._penalty import StackPenalty, layer_strengths
 from shrinkage.search.engine._settings import TrainSettings, check_elementwise_optimizer
-from shrinkage.search.engine._stack import StackedMLP, StackedModule
+from shrinkage.search.engine._stack import LoopStack, StackedMLP, StackedModule
 
 __all__ = [
     "KINDS",
+    "PATHS",
+    "FusedStack",
+    "LoopStack",
+    "StackPath",
     "StackPenalty",
     "StackedMLP",
     "StackedModule",
     "StackedOptimizer",
     "TrainSettings",
     "check_elementwise_optimizer",
+    "choose_path",
     "chunk_layout",
     "estimate_bytes",
     "layer_strengths",

@@ -18,7 +18,7 @@ from shrinkage.search.engine._memory import PREDICT_ROWS
 from shrinkage.search.engine._optim import StackedOptimizer
 from shrinkage.search.engine._penalty import StackPenalty
 from shrinkage.search.engine._settings import TrainSettings
-from shrinkage.search.engine._stack import StackedMLP, StackedModule
+from shrinkage.search.engine._stack import _Stack
 
 # --------------------------------------------------------------------------- minibatches
 
@@ -127,18 +127,25 @@ def _output_grad(
     return probs.mul_(w.unsqueeze(-1))
 
 
+def binary_logit(out: Tensor) -> Tensor:
+    """The logit of class 1 from ``(..., 1)`` outputs, or from a two-logit head ``(..., 2)``:
+    ``z_1 - z_0`` (then ``sigmoid(z_1 - z_0) = softmax(z)_1``: binary cross-entropy on it is
+    the two-class cross-entropy of the head)."""
+    return out[..., 0] if out.shape[-1] == 1 else out[..., 1] - out[..., 0]
+
+
 def _sample_losses(out: Tensor, y: Tensor, settings: TrainSettings) -> Tensor:
     """Per-row losses ``(K, B)`` of the task (autograd path)."""
     if settings.task == REGRESSION:
         return (out.squeeze(-1) - y).square()
     if settings.n_outputs == 1:
-        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none")
+        return F.binary_cross_entropy_with_logits(binary_logit(out), y, reduction="none")
     k, b = y.shape
     return F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none").view(k, b)
 
 
 def train_stack(
-    stack: StackedMLP | StackedModule,
+    stack: _Stack,
     X: Tensor,
     y: Tensor,
     rows: Sequence[Tensor],
@@ -230,7 +237,7 @@ def train_stack(
             if stack.uses_autograd:
                 stack.flat_grad.zero_()
                 with torch.enable_grad():
-                    out = stack.forward(x)
+                    out = stack.forward(x, wt) if stack.uses_row_weights else stack.forward(x)
                     loss = (_sample_losses(out, yt, settings) * wt).sum()
                     if autograd_loss:
                         loss = loss + penalty.loss()
@@ -250,7 +257,7 @@ def train_stack(
 
 @torch.no_grad()
 def predict_stack(
-    stack: StackedMLP | StackedModule,
+    stack: _Stack,
     X: Tensor,
     index: Tensor,
     block: int = PREDICT_ROWS,

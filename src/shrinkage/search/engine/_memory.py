@@ -6,6 +6,7 @@ import math
 import numbers
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from shrinkage.errors import ShrinkageError
 
@@ -22,14 +23,17 @@ def estimate_bytes(
     predict_rows: int = PREDICT_ROWS,
     autograd: bool = False,
     element_size: int = 4,
+    activation_bytes: int | None = None,
 ) -> int:
     """Peak bytes a stack of ``k`` candidates needs while training and predicting.
 
     Per candidate: parameters, gradients and two optimizer buffers (``4 * n_params``),
     the penalty's temporaries (``2 * n_params``), the activations of a minibatch
-    (``3 * batch * sum(widths)``, twice that with autograd) and of a prediction block
-    (``2 * min(n_rows, predict_rows) * max(widths)``), and an epoch's padded minibatch
-    indices and weights (``12 * n_rows`` bytes). The data itself is counted by the caller.
+    (``3 * batch * sum(widths)``, twice that with autograd; or twice the measured
+    ``activation_bytes``) and of a prediction block (``2 * min(n_rows, predict_rows) *
+    max(widths)``, or the measured bytes per row times half the block), and an epoch's
+    padded minibatch indices and weights (``12 * n_rows`` bytes). The data itself is
+    counted by the caller.
 
     Args:
         n_params: parameters of one candidate.
@@ -40,14 +44,48 @@ def estimate_bytes(
         predict_rows: rows per prediction block.
         autograd: whether the autograd path runs (it keeps more activations).
         element_size: bytes per float.
+        activation_bytes: what autograd keeps for one training minibatch of one candidate
+            (:func:`saved_bytes`), when measured.
 
     Returns:
         Bytes.
     """
-    acts = 3 * batch_size * sum(widths) * (2 if autograd else 1)
-    pred = 2 * min(n_rows, predict_rows) * max(widths)
-    per = element_size * (6 * n_params + acts + pred) + 12 * n_rows
+    if activation_bytes is None:
+        acts = element_size * 3 * batch_size * sum(widths) * (2 if autograd else 1)
+        pred = element_size * 2 * min(n_rows, predict_rows) * max(widths)
+    else:
+        # the saved tensors, and as much again in temporaries and gradients
+        acts = 2 * activation_bytes
+        pred = activation_bytes * min(n_rows, predict_rows) // (2 * batch_size)
+    per = element_size * 6 * n_params + acts + pred + 12 * n_rows
     return int(k * per)
+
+
+def saved_bytes(stack: Any, x: Any) -> int:
+    """Bytes autograd keeps for the backward pass of one training forward of ``stack`` on
+    inputs ``x`` ``(K, B, ...)``, besides the parameters, and the outputs' bytes.
+
+    Args:
+        stack: an autograd stack (fused, ``torch.func`` or loop).
+        x: inputs ``(K, B, *features)``.
+
+    Returns:
+        Bytes (each storage counted once).
+    """
+    import torch
+
+    sizes: dict[int, int] = {}
+    params = stack.flat.untyped_storage().data_ptr()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() != params:
+            sizes[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = stack.forward(x)
+    return sum(sizes.values()) + out.numel() * out.element_size()
 
 
 _UNITS = {

@@ -2,11 +2,14 @@
 
 :class:`StackedMLP` is the fast path for the library's own MLP (``baddbmm`` forward, a
 hand-written backward); :class:`StackedModule` stacks any module a factory builds and runs
-it with ``torch.func`` (autograd backward).
+it with ``torch.func`` (autograd backward); :class:`LoopStack` runs any module's candidates
+one after the other (the last resort, for what ``torch.func`` cannot batch). The fused stack
+of any module (one wider network) is :class:`~shrinkage.search.engine._fused.FusedStack`.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -15,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from shrinkage.errors import ShrinkageError
-from shrinkage.models import ACTIVATIONS, MLP, generators, init_mlp_
+from shrinkage.models import ACTIVATIONS, MLP, dropout_seed, generators, init_mlp_
 from shrinkage.penalties import L2
 from shrinkage.plan import Plan
 
@@ -29,7 +32,13 @@ class _Stack:
     the next. Each view is contiguous, so the hand-written backward writes its batched
     matrix products straight into the gradient buffer, and an optimizer whose factors are
     the same for every candidate updates everything with one kernel per operation.
+
+    A stack whose ``uses_row_weights`` is true takes the step's ``(K, B)`` row weights in
+    ``forward(x, weight)`` (a padded row weighs 0): what a row-coupling layer (BatchNorm's
+    statistics) or a per-candidate random stream (dropout) needs to see only real rows.
     """
+
+    uses_row_weights = False
 
     def __init__(
         self,
@@ -301,31 +310,11 @@ class StackedModule(_Stack):
         seeds: Sequence[int],
         device: str | torch.device = "cpu",
     ) -> None:
-        drawn: dict[int, nn.Module] = {}
-        for seed in seeds:
-            if seed not in drawn:
-                drawn[seed] = _build(factory, int(seed))
-        base = drawn[seeds[0]]
-        names = [n for n, _ in base.named_parameters()]
-        shapes = [tuple(p.shape) for _, p in base.named_parameters()]
-        for module in drawn.values():
-            got = [(n, tuple(p.shape)) for n, p in module.named_parameters()]
-            if got != list(zip(names, shapes)):
-                raise ShrinkageError(
-                    "The 'model_factory' must build the same architecture at every call; "
-                    f"got parameters {got!r} and {list(zip(names, shapes))!r}."
-                )
-        eligible = {a.name for a in Plan(L2(1.0)).resolve(base) if a.penalty is not None}
-        penalized = [i for i, n in enumerate(names) if n in eligible]
-        if not penalized:
-            raise ShrinkageError(
-                "The 'model_factory' module has no penalizable weight (a parameter with two "
-                f"or more dimensions outside normalization layers); parameters: {names!r}."
-            )
+        drawn, names, shapes, penalized = _draw(factory, seeds)
         super().__init__(len(seeds), names, shapes, penalized, device)
         for k, seed in enumerate(seeds):
-            self.load_state(k, dict(drawn[seed].named_parameters()))
-        self.module_template = base.to(device)
+            self.load_state(k, dict(drawn[int(seed)].named_parameters()))
+        self.module_template = drawn[int(seeds[0])].to(device)
         self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
         for leaf, grad in zip(self._leaves, self.grads):
             # Autograd accumulates into an existing .grad in place: into the flat buffer.
@@ -352,12 +341,157 @@ class StackedModule(_Stack):
 
     def module(self, k: int) -> nn.Module:
         """Candidate ``k`` as a standalone module (a fresh ``factory()`` with its weights)."""
-        model = _build(self._factory, 0)
-        model.load_state_dict(self.state(k), strict=False)
-        return model.to(self.device)
+        return module_from_state(self._factory, self.state(k), self.device)
 
 
-def _build(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+class _WithBuffers(_Stack):
+    """A stack that also carries each candidate's buffers (BatchNorm running statistics) as
+    ``(K, *shape)`` tensors, in :meth:`state` and :meth:`load_state` with the parameters.
+
+    Buffers are not optimized, so they live outside the flat parameter buffer.
+    """
+
+    def _init_buffers(self, modules: Sequence[nn.Module], device: str | torch.device) -> None:
+        named = [dict(m.named_buffers()) for m in modules]
+        self.buffer_names = list(named[0])
+        self.buffers = [
+            torch.stack([b[name].detach() for b in named]).to(device) for name in self.buffer_names
+        ]
+
+    def state(self, k: int) -> dict[str, Tensor]:
+        """Candidate ``k``'s parameters and buffers by name (copies)."""
+        out = super().state(k)
+        for name, buffer in zip(self.buffer_names, self.buffers):
+            out[name] = buffer[k].clone()
+        return out
+
+    @torch.no_grad()
+    def load_state(self, k: int, state: dict[str, Tensor]) -> None:
+        """Set candidate ``k``'s parameters (and the buffers ``state`` holds)."""
+        super().load_state(k, state)
+        for name, buffer in zip(self.buffer_names, self.buffers):
+            if name in state:
+                buffer[k].copy_(torch.as_tensor(state[name]))
+
+    def _keep_buffers(self, index: Tensor) -> None:
+        self.buffers = [b.index_select(0, index.to(b.device)) for b in self.buffers]
+
+
+def dropout_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """Candidate ``seed``'s dropout stream: a generator seeded with
+    :func:`shrinkage.models.dropout_seed` ``(seed)``, the seed a single fit gives
+    :func:`~shrinkage.training.fit_model` (``dropout_seed=...``) to draw the same masks."""
+    return torch.Generator(device=device).manual_seed(dropout_seed(seed))
+
+
+class LoopStack(_WithBuffers):
+    """K copies of any ``nn.Module``, each candidate's forward run after the other's.
+
+    The last resort for what neither the fused stack nor ``torch.func`` can batch: the
+    forward pass of candidate ``k`` is ``functional_call(module, params_k + buffers_k,
+    x_k[:n_k])`` on its ``n_k`` real rows only (padding is left out, so BatchNorm sees
+    exactly the single model's batch), with the global RNG set to the candidate's own
+    dropout stream (:func:`dropout_generator`) for the call. So each candidate computes
+    exactly what it computes trained alone with ``fit_model(..., dropout_seed=...)``; the
+    training loop, the optimizer step and the penalty update are still one for all K.
+
+    Args:
+        factory: ``() -> nn.Module``; every call must build the same architecture.
+        seeds: one integer seed per candidate (initialization and dropout stream).
+        device: where the stack lives.
+    """
+
+    uses_autograd = True
+    uses_row_weights = True
+
+    def __init__(
+        self,
+        factory: Callable[[], nn.Module],
+        seeds: Sequence[int],
+        device: str | torch.device = "cpu",
+    ) -> None:
+        drawn, names, shapes, penalized = _draw(factory, seeds, allow_buffers=True)
+        super().__init__(len(seeds), names, shapes, penalized, device)
+        self._init_buffers([drawn[int(s)] for s in seeds], device)
+        for k, seed in enumerate(seeds):
+            self.load_state(k, dict(drawn[int(seed)].named_parameters()))
+        self.template = copy.deepcopy(drawn[int(seeds[0])]).to(device)
+        self._rng = [dropout_generator(int(s), self.device).get_state() for s in seeds]
+        self._make_leaves()
+        self._factory = factory
+
+    def _make_leaves(self) -> None:
+        self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
+        for leaf, grad in zip(self._leaves, self.grads):
+            leaf.grad = grad
+
+    def _on_keep(self, index: Tensor) -> None:
+        self._make_leaves()
+        self._keep_buffers(index)
+        self._rng = [self._rng[int(i)] for i in index.tolist()]
+
+    def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Outputs ``(K, B, *out)`` for inputs ``(K, B, *in)``; rows weighing 0 are padding
+        (their outputs are 0)."""
+        k, width = x.shape[:2]
+        rows = [width] * k if weight is None else (weight > 0).sum(1).tolist()
+        outs: list[Tensor | None] = []
+        generator = _default_generator(self.device) if self.template.training else None
+        for c in range(k):
+            if rows[c] == 0:
+                outs.append(None)
+                continue
+            values = {n: leaf[c] for n, leaf in zip(self.names, self._leaves)}
+            values.update({n: b[c] for n, b in zip(self.buffer_names, self.buffers)})
+            inputs = x[c, : rows[c]]
+            if generator is None:
+                outs.append(torch.func.functional_call(self.template, values, (inputs,)))
+                continue
+            saved = generator.get_state()
+            generator.set_state(self._rng[c])
+            try:
+                outs.append(torch.func.functional_call(self.template, values, (inputs,)))
+            finally:
+                self._rng[c] = generator.get_state()
+                generator.set_state(saved)
+        like = next(o for o in outs if o is not None)
+        full = []
+        for out, n in zip(outs, rows):
+            if out is None:
+                full.append(like.new_zeros(width, *like.shape[1:]))
+            elif n < width:
+                full.append(torch.cat([out, out.new_zeros(width - n, *out.shape[1:])]))
+            else:
+                full.append(out)
+        return torch.stack(full)
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Outputs for inputs ``(K, n, *in)``, in evaluation mode, without a graph."""
+        was = self.template.training
+        self.template.eval()
+        try:
+            with torch.no_grad():
+                return self.forward(x)
+        finally:
+            self.template.train(was)
+
+    def module(self, k: int) -> nn.Module:
+        """Candidate ``k`` as a standalone module (a fresh ``factory()`` with its state)."""
+        return module_from_state(self._factory, self.state(k), self.device)
+
+
+def _default_generator(device: torch.device) -> torch.Generator:
+    """The global generator dropout draws from on ``device``."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    return torch.default_generator
+
+
+def _build(factory: Callable[[], nn.Module], seed: int, allow_buffers: bool = False) -> nn.Module:
+    """``factory()`` right after ``torch.manual_seed(seed)`` (the global RNG is restored
+    afterwards); an :class:`~shrinkage.models.MLP` is re-initialized from
+    ``generators(seed)[0]``. Buffers are refused unless ``allow_buffers``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = factory()
@@ -367,7 +501,7 @@ def _build(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
             "instead."
         )
     buffers = [n for n, _ in module.named_buffers()]
-    if buffers:
+    if buffers and not allow_buffers:
         raise ShrinkageError(
             "The batched engine cannot stack modules with buffers (running statistics are "
             f"updated in place); got buffers {buffers!r}. Use BatchNorm(track_running_stats="
@@ -376,6 +510,62 @@ def _build(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
     if isinstance(module, MLP):
         init_mlp_(module, generators(seed)[0])
     return module
+
+
+def _draw(
+    factory: Callable[[], nn.Module], seeds: Sequence[int], allow_buffers: bool = False
+) -> tuple[dict[int, nn.Module], list[str], list[tuple[int, ...]], list[int]]:
+    """One module per distinct seed (:func:`_build`), checked to share one architecture.
+
+    Returns:
+        ``(modules by seed, parameter names, shapes, penalized indices)``: the penalizable
+        weights are the parameters :class:`~shrinkage.plan.Plan` makes eligible by default
+        (weight matrices and kernels; not biases, not normalization layers).
+    """
+    drawn: dict[int, nn.Module] = {}
+    for seed in seeds:
+        if int(seed) not in drawn:
+            drawn[int(seed)] = _build(factory, int(seed), allow_buffers)
+    base = drawn[int(seeds[0])]
+    names = [n for n, _ in base.named_parameters()]
+    shapes = [tuple(p.shape) for _, p in base.named_parameters()]
+    buffers = [(n, tuple(b.shape)) for n, b in base.named_buffers()]
+    for module in drawn.values():
+        got = [(n, tuple(p.shape)) for n, p in module.named_parameters()]
+        got_buffers = [(n, tuple(b.shape)) for n, b in module.named_buffers()]
+        if got != list(zip(names, shapes)) or got_buffers != buffers:
+            raise ShrinkageError(
+                "The 'model_factory' must build the same architecture at every call; "
+                f"got parameters {got!r} and {list(zip(names, shapes))!r}."
+            )
+    eligible = {a.name for a in Plan(L2(1.0)).resolve(base) if a.penalty is not None}
+    penalized = [i for i, n in enumerate(names) if n in eligible]
+    if not penalized:
+        raise ShrinkageError(
+            "The 'model_factory' module has no penalizable weight (a parameter with two "
+            f"or more dimensions outside normalization layers); parameters: {names!r}."
+        )
+    return drawn, names, shapes, penalized
+
+
+def module_from_state(
+    factory: Callable[[], nn.Module],
+    state: dict[str, Tensor],
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """A fresh ``factory()`` module holding ``state`` (a candidate's :meth:`_Stack.state`).
+
+    Args:
+        factory: the architecture.
+        state: parameters (and buffers) by name.
+        device: where the module goes.
+
+    Returns:
+        The module, in training mode.
+    """
+    model = _build(factory, 0, allow_buffers=True)
+    model.load_state_dict({n: torch.as_tensor(v) for n, v in state.items()}, strict=False)
+    return model.to(device)
 
 
 def _bc(factor: Tensor, like: Tensor) -> Tensor:
