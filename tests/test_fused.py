@@ -23,6 +23,7 @@ from shrinkage.search.engine import (
     LoopStack,
     StackedModule,
     TrainSettings,
+    _lstm_ext,
     choose_path,
     layer_strengths,
     train_stack,
@@ -484,7 +485,8 @@ def test_a_module_that_cannot_run_is_one_line_not_a_torch_traceback():
             3,
             "classification",
             1,
-            "(batch, 1) (one logit) or (batch, 2) (two logits) for a binary target. Got (batch, 3) instead.",
+            "(batch, 1) (one logit) or (batch, 2) (two logits) for a binary target. "
+            "Got (batch, 3) instead.",
         ),
         (2, "classification", 5, "(batch, 5) (one logit per class). Got (batch, 2) instead."),
         (2, "regression", 1, "(batch, 1) for a regression target. Got (batch, 2) instead."),
@@ -517,3 +519,63 @@ def test_a_contiguous_layout_is_chosen_for_a_forward_that_views_conv_outputs():
     assert path.name == "fused" and not path.channels_last
     assert path.reason.endswith("; contiguous convolution outputs)")
     assert path.build(Viewing, [0]).channels_last is False
+
+
+# --- the optional compiled LSTM kernel --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """The compiled LSTM kernel, built once (about a minute the first time; then cached)."""
+    try:
+        _lstm_ext.enable_compiled_lstm(True)
+    except ShrinkageError as err:  # no C++ compiler or ninja: the eager path is what runs
+        pytest.skip(str(err))
+    _lstm_ext.enable_compiled_lstm(False)
+    return _lstm_ext.compiled_lstm
+
+
+@pytest.mark.parametrize("case", ["lstm 2 layers bidirectional, h_n"])
+def test_compiled_lstm_equals_the_eager_one(compiled, case):
+    factory, make_x = LAYER_CASES[case]
+    x = make_x()
+    results = []
+    for on in (False, True):
+        with compiled(on):
+            stack = FusedStack(factory, [5, 6, 7])
+            out = stack.forward(x)
+            (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+            results.append((out.detach(), stack.flat_grad.clone(), stack.predict(x)))
+    for eager, fast in zip(*results):
+        torch.testing.assert_close(fast, eager, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_candidate_with_the_compiled_lstm_equals_candidate_alone(compiled, optimizer):
+    factory, task, n_classes = NETWORKS["lstm"]
+    X, y = _inputs("lstm"), _target(task, n_classes)
+    settings = _settings(task, n_classes, optimizer, "gradient")
+    with compiled(True):
+        assert _lstm_ext.is_compiled_lstm()
+        _train_and_compare(FusedStack(factory, [c[1] for c in CANDIDATES]), factory, X, y, settings)
+    assert not _lstm_ext.is_compiled_lstm()
+
+
+def test_a_kernel_that_cannot_be_built_is_one_line_and_the_eager_path_runs(monkeypatch):
+    def no_compiler(verbose=False):
+        raise RuntimeError("Ninja is required to load C++ extensions\nmore lines")
+
+    monkeypatch.setattr(_lstm_ext, "_load", no_compiler)
+    monkeypatch.setitem(_lstm_ext._STATE, "enabled", False)
+    monkeypatch.delitem(_lstm_ext._STATE, "kernel", raising=False)
+    with pytest.raises(ShrinkageError) as err:
+        _lstm_ext.enable_compiled_lstm(True)
+    assert str(err.value) == (
+        "The compiled LSTM kernel needs a C++ compiler and ninja (pip install ninja); building "
+        "it failed: RuntimeError: Ninja is required to load C++ extensions"
+    )
+    assert not _lstm_ext.is_compiled_lstm()
+    monkeypatch.setitem(_lstm_ext._STATE, "enabled", True)  # SHRINKAGE_COMPILED_LSTM=1
+    stack = FusedStack(lambda: Recurrent(nn.LSTM, 1), [1, 2])
+    assert stack.forward(torch.randn(2, 3, 7, 3)).shape == (2, 3, 1)  # eager, silently
+    assert not _lstm_ext.is_compiled_lstm()

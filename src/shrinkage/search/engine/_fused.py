@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +99,8 @@ class FusedStack(_WithBuffers):
         self.dim_hint: int | None = None  # set by a module that knows its layout
         self._weight: Tensor | None = None
         self._cache: dict[str, object] = {}
+        self._calls: dict[object, int] = {}
+        self._workspace: dict[tuple, Tensor] = {}
         self.net = fuse_tree(template, self)
         self.net.train()
         kinds = Counter(m.kind for m in self.net.modules() if isinstance(m, _Fused))
@@ -164,6 +166,28 @@ class FusedStack(_WithBuffers):
             return None
         return torch.tensor([float(r > 0) for r in rows], device=self.device)
 
+    def workspace(self, owner: Hashable) -> Callable[[str, tuple[int, ...]], Tensor]:
+        """``(name, shape) -> buffer`` for one call of a layer in this forward.
+
+        While training, a layer's big per-step tensors live in buffers reused from one
+        step to the next (fresh multi-MB tensors every step cost more in page faults than
+        the arithmetic they hold); a buffer stays valid until the same layer's same call
+        in the next training forward, i.e. through this step's backward pass. A layer
+        called twice in one forward gets two sets. Without a graph: fresh tensors.
+        """
+        if not torch.is_grad_enabled():
+            return lambda name, shape: torch.empty(shape, device=self.device)
+        call = self._calls[owner] = self._calls.get(owner, -1) + 1
+
+        def get(name: str, shape: tuple[int, ...]) -> Tensor:
+            key = (owner, call, name)
+            buf = self._workspace.get(key)
+            if buf is None or tuple(buf.shape) != tuple(shape):
+                buf = self._workspace[key] = torch.empty(shape, device=self.device)
+            return buf
+
+        return get
+
     # ----------------------------------------------------------------- the stack API
 
     def _make_leaves(self) -> None:
@@ -176,6 +200,7 @@ class FusedStack(_WithBuffers):
         buffers, and the kept candidates' buffers and dropout streams."""
         self._make_leaves()
         self._keep_buffers(index)
+        self._workspace.clear()  # sized for the old K
         kept = index.tolist()
         self._seeds = [self._seeds[i] for i in kept]
         self.dropout_generators = [self.dropout_generators[i] for i in kept]
@@ -189,7 +214,7 @@ class FusedStack(_WithBuffers):
         if k != self.k:
             raise ShrinkageError(f"The stack holds {self.k} candidates; got inputs for {k}.")
         self.n_rows, self.width = k * width, width
-        self._weight, self._cache = weight, {}
+        self._weight, self._cache, self._calls = weight, {}, {}
         out = self.net(x.reshape(k * width, *x.shape[2:]))
         if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != k * width:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

@@ -23,6 +23,7 @@ elementwise part of an LSTM step is one pass in C++ instead of seven eager ops.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -48,43 +49,43 @@ def _lstm_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor |
     return w.reshape(k, rows, h + n_in + 1)
 
 
-def _time_major(x: Tensor, h0: Tensor, width: int) -> Tensor:
-    """``HX (K, H+In+1, T+1, B)``: column ``t`` is ``[h_{t-1}; x_t; 1]`` (``h`` filled later)."""
-    k, bsz, steps, n_in = x.shape
-    h = h0.shape[2]
-    hx = x.new_empty(k, width, steps + 1, bsz)
-    hx[:, h : h + n_in, :steps] = x.permute(0, 3, 2, 1)
-    hx[:, h : h + n_in, steps] = 0.0
-    hx[:, h + n_in] = 1.0
-    hx[:, :h, 0] = h0.transpose(1, 2)
-    return hx
-
-
 _NEG1 = torch.tensor(-1.0)
 _NEG2 = torch.tensor(-2.0)
 
+#: ``(key, shape) -> buffer``: where a layer keeps its big per-step tensors
+Workspace = Callable[[str, tuple[int, ...]], Tensor]
+
+
+def _fresh(x: Tensor) -> Workspace:
+    return lambda name, shape: x.new_empty(shape)
+
 
 def _lstm_forward(
-    x: Tensor, h0: Tensor, c0: Tensor, w: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Workspace
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Eager time loop. ``x (K, B, T, In)``, ``h0``/``c0`` ``(K, B, H)``, ``w`` the kernel.
 
-    Returns ``HX``, the activated gates ``G (T, K, 4H, B)`` as (o, i, f, 2g), the doubled
-    cell states ``C2 (T+1, K, H, B)`` and ``TC = tanh(c_t) (T, K, H, B)``.
+    Returns the output ``(K, B, T, H)`` and, for the backward pass, ``HX (T+1, K, H+In+1,
+    B)`` (column ``t``: ``[h_{t-1}; x_t; 1]``), the activated gates ``G (T, K, 4H, B)`` as
+    (o, i, f, 2g), the doubled cell states ``C2 (T+1, K, H, B)`` and ``TC = tanh(c_t)``.
     """
-    k, bsz, steps, _ = x.shape
+    k, bsz, steps, n_in = x.shape
     h = h0.shape[2]
     w2 = w.clone()
     w2[:, 3 * h :].mul_(2.0)  # sigmoid(2 z_g): tanh(z_g) = 2 sigmoid(2 z_g) - 1
-    hx = _time_major(x, h0, w.shape[2])
-    gates = x.new_empty(steps, k, 4 * h, bsz)
-    c2 = x.new_empty(steps + 1, k, h, bsz)
+    hx = ws("hx", (steps + 1, k, h + n_in + 1, bsz))
+    hx[:steps, :, h : h + n_in] = x.permute(2, 0, 3, 1)
+    hx[steps, :, h : h + n_in] = 0.0
+    hx[:, :, h + n_in] = 1.0
+    hx[0, :, :h] = h0.transpose(1, 2)
+    gates = ws("g", (steps, k, 4 * h, bsz))
+    c2 = ws("c", (steps + 1, k, h, bsz))
     torch.mul(c0.transpose(1, 2), 2.0, out=c2[0])
-    tc = x.new_empty(steps, k, h, bsz)
+    tc = ws("tc", (steps, k, h, bsz))
     neg1, neg2 = _NEG1.to(x.device), _NEG2.to(x.device)
     for t in range(steps):
         g = gates[t]
-        torch.bmm(w2, hx[:, :, t], out=g)
+        torch.bmm(w2, hx[t], out=g)
         g.sigmoid_()
         g2 = g[:, 3 * h :]
         torch.add(neg2, g2, alpha=4.0, out=g2)  # 2 tanh(z_g)
@@ -94,8 +95,9 @@ def _lstm_forward(
         th = tc[t]
         torch.sigmoid(c, out=th)
         torch.add(neg1, th, alpha=2.0, out=th)  # tanh(c) = 2 sigmoid(2c) - 1
-        torch.mul(g[:, :h], th, out=hx[:, :h, t + 1])  # h = o * tanh(c)
-    return hx, gates, c2, tc
+        torch.mul(g[:, :h], th, out=hx[t + 1, :, :h])  # h = o * tanh(c)
+    out = hx[1:, :, :h].permute(1, 3, 0, 2).contiguous()
+    return out, hx, gates, c2, tc
 
 
 def _lstm_backward(
@@ -106,11 +108,10 @@ def _lstm_backward(
     gates: Tensor,
     c2: Tensor,
     tc: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Eager backward through time: ``(dP (K, 4H, T, B), dh0 (K, H, B), dc0 (K, H, B))``.
-
-    ``dout`` is the output gradient ``(K, B, T, H)`` (or None), ``dc_last`` that of ``c_T``.
-    """
+    ws: Workspace,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Eager backward through time: ``(dW (K, 4H, H+In+1), dP (T, K, 4H, B), dh0, dc0)``
+    (states ``(K, H, B)``) for the output gradient ``dout (K, B, T, H)`` and that of ``c_T``."""
     steps, k, h, bsz = tc.shape
     o, i, f, g2 = (gates[:, :, j * h : (j + 1) * h] for j in range(4))
     # the time-independent factors, all steps at once
@@ -120,30 +121,56 @@ def _lstm_backward(
     r_i = torch.ops.aten.sigmoid_backward(g, i)  # d pre_i = dc * r_i
     r_f = torch.ops.aten.sigmoid_backward(c2[:-1], f).mul_(0.5)  # c2 is 2c
     r_g = torch.ops.aten.tanh_backward(i, g)
-    dp = hx.new_empty(k, 4 * h, steps, bsz)
+    dp = ws("dp", tuple(gates.shape))
+    d_out = None if dout is None else dout.permute(2, 0, 3, 1).contiguous()  # (T, K, H, B)
     dc = hx.new_zeros(k, h, bsz) if dc_last is None else dc_last.transpose(1, 2).contiguous()
-    dh = hx.new_zeros(k, h, bsz) if dout is None else dout[:, :, steps - 1].transpose(1, 2)
+    dh = hx.new_zeros(k, h, bsz) if d_out is None else d_out[steps - 1]
     w_hh_t = w[:, :, :h].transpose(1, 2).contiguous()
+    dwt = hx.new_zeros(k, w.shape[2], 4 * h)  # transposed: the faster product here
     for t in range(steps - 1, -1, -1):
-        dpt = dp[:, :, t]
+        dpt = dp[t]
         dc = torch.addcmul(dc, dh, q[t])
         torch.mul(dh, p_o[t], out=dpt[:, :h])
         torch.mul(dc, r_i[t], out=dpt[:, h : 2 * h])
         torch.mul(dc, r_f[t], out=dpt[:, 2 * h : 3 * h])
         torch.mul(dc, r_g[t], out=dpt[:, 3 * h :])
         dc = dc * f[t]
-        if dout is None or t == 0:
+        dwt.baddbmm_(hx[t], dpt.transpose(1, 2))
+        if d_out is None or t == 0:
             dh = torch.bmm(w_hh_t, dpt)
         else:
-            dh = torch.baddbmm(dout[:, :, t - 1].transpose(1, 2), w_hh_t, dpt)
-    return dp, dh, dc
+            dh = torch.baddbmm(d_out[t - 1], w_hh_t, dpt)
+    return dwt.transpose(1, 2), dp, dh.transpose(1, 2), dc.transpose(1, 2)
+
+
+def _lstm_compiled_forward(
+    compiled: Any, x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Workspace
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The compiled time loop, layout "candidate, time, batch, feature" (``_lstm_ext``):
+    returns ``out (K, B, T, H)``, ``HXT (K, T+1, B, H+In+1)``, ``G (K, T, B, 4H)``, ``C
+    (K, T+1, B, H)`` and ``TC (K, T, B, H)``."""
+    k, bsz, steps, n_in = x.shape
+    h = h0.shape[2]
+    hxt = ws("hx", (k, steps + 1, bsz, h + n_in + 1))
+    hxt[:, :steps, :, h : h + n_in] = x.transpose(1, 2)
+    hxt[:, steps, :, h : h + n_in] = 0.0
+    hxt[..., h + n_in] = 1.0
+    hxt[:, 0, :, :h] = h0
+    gates = ws("g", (k, steps, bsz, 4 * h))
+    c = ws("c", (k, steps + 1, bsz, h))
+    c[:, 0] = c0
+    tc = ws("tc", (k, steps, bsz, h))
+    out = x.new_empty(k, bsz, steps, h)
+    pre = ws("pre", (k, bsz, 4 * h))
+    compiled.forward(hxt, w.transpose(1, 2).contiguous(), pre, gates, c, tc, out)
+    return out, hxt, gates, c, tc
 
 
 class _LSTMLayerFn(Function):
     """One LSTM layer (one direction) of K candidates.
 
-    Inputs: ``x (K, B, T, In)``, ``h0``/``c0`` ``(K, B, H)``, the four ``(K, ...)`` leaves
-    and their gradient views. Outputs: ``out (K, B, T, H)`` and ``c_T (K, B, H)``.
+    Inputs: ``x (K, B, T, In)``, ``h0``/``c0`` ``(K, B, H)``, the four ``(K, ...)`` leaves,
+    their gradient views, and the workspace. Outputs: ``out (K, B, T, H)``, ``c_T (K, B, H)``.
     """
 
     @staticmethod
@@ -157,45 +184,40 @@ class _LSTMLayerFn(Function):
         b_ih: Tensor | None,
         b_hh: Tensor | None,
         grads: tuple[Tensor | None, ...],
+        ws: Workspace,
     ) -> tuple[Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         w = _lstm_kernel(w_ih, w_hh, b_ih, b_hh)
         compiled = _lstm_ext.kernel(x)
         if compiled is not None:
-            hx = _time_major(x, h0, w.shape[2])
-            gates, c, tc = compiled.lstm_forward(hx, c0.transpose(1, 2).contiguous(), w)
-            c_last = c[-1]
+            out, hx, gates, c, tc = _lstm_compiled_forward(compiled, x, h0, c0, w, ws)
+            c_last = c[:, -1].clone()
         else:
-            hx, gates, c, tc = _lstm_forward(x, h0, c0, w)
-            c_last = c[-1] * 0.5
+            out, hx, gates, c, tc = _lstm_forward(x, h0, c0, w, ws)
+            c_last = (c[-1] * 0.5).transpose(1, 2)
         ctx.save_for_backward(w, hx, gates, c, tc)
-        ctx.grads, ctx.has_bias, ctx.compiled = grads, b_ih is not None, compiled
-        h = w_hh.shape[2]
-        out = hx[:, :h, 1:].permute(0, 3, 2, 1).contiguous()
-        return out, c_last.transpose(1, 2)
+        ctx.grads, ctx.has_bias, ctx.compiled, ctx.ws = grads, b_ih is not None, compiled, ws
+        return out, c_last
 
     @staticmethod
     def backward(ctx: Any, dout: Tensor | None, dc_last: Tensor | None) -> tuple:
         w, hx, gates, c, tc = ctx.saved_tensors
-        steps, k, h, bsz = tc.shape
-        n_in = hx.shape[1] - h - 1
-        if ctx.compiled is not None:
-            dp, dh0, dc0 = ctx.compiled.lstm_backward(
-                None if dout is None else dout.permute(0, 3, 2, 1).contiguous(),
-                None if dc_last is None else dc_last.transpose(1, 2).contiguous(),
-                w,
-                hx,
-                gates,
-                c,
-                tc,
-            )
+        k, rows, width = w.shape
+        h = rows // 4
+        n_in = width - h - 1
+        compiled = ctx.compiled
+        if compiled is not None:
+            steps, bsz = gates.shape[1:3]
+            dp = ctx.ws("dp", tuple(gates.shape))  # (K, T, B, 4H)
+            dh0, dc0 = compiled.backward(dout, dc_last, w[:, :, :h].contiguous(), gates, c, tc, dp)
+            # every step's weight gradient in one product: [h; x; 1]^T dP
+            xs = hx[:, :steps].reshape(k, steps * bsz, width)
+            dw = torch.bmm(xs.transpose(1, 2), dp.view(k, steps * bsz, rows)).transpose(1, 2)
         else:
-            dp, dh0, dc0 = _lstm_backward(dout, dc_last, w, hx, gates, c, tc)
-        # all steps' weight gradients in one product, in the internal gate order
-        dw = torch.bmm(dp.view(k, 4 * h, steps * bsz), hx[:, :, :steps].flatten(2).transpose(1, 2))
+            dw, dp, dh0, dc0 = _lstm_backward(dout, dc_last, w, hx, gates, c, tc, ctx.ws)
         gw_ih, gw_hh, gb_ih, gb_hh = ctx.grads
         order = torch.tensor(_LSTM_ORDER, device=dw.device)
-        dw = dw.view(k, 4, h, h + n_in + 1)
+        dw = dw.reshape(k, 4, h, width)
         gw_hh.view(k, 4, h, h).index_add_(1, order, dw[..., :h])
         gw_ih.view(k, 4, h, n_in).index_add_(1, order, dw[..., h : h + n_in])
         if ctx.has_bias:
@@ -204,12 +226,14 @@ class _LSTMLayerFn(Function):
             gb_hh.view(k, 4, h).index_add_(1, order, db)
         dx = None
         if ctx.needs_input_grad[0]:
-            w_x = w[:, :, h : h + n_in].transpose(1, 2)  # (K, In, 4H)
-            dx = torch.bmm(w_x, dp.view(k, 4 * h, steps * bsz)).view(k, n_in, steps, bsz)
-            dx = dx.permute(0, 3, 2, 1)
-        dh = dh0.transpose(1, 2) if ctx.needs_input_grad[1] else None
-        dc = dc0.transpose(1, 2) if ctx.needs_input_grad[2] else None
-        return dx, dh, dc, None, None, None, None, None
+            w_x = w[:, :, h : h + n_in]  # (K, 4H, In)
+            if compiled is not None:  # dp (K, T, B, 4H)
+                dx = torch.bmm(dp.view(k, -1, rows), w_x).view(k, steps, bsz, n_in).transpose(1, 2)
+            else:  # dp (T, K, 4H, B)
+                dx = torch.matmul(w_x.transpose(1, 2), dp).permute(1, 3, 0, 2)
+        dh = dh0 if ctx.needs_input_grad[1] else None
+        dc = dc0 if ctx.needs_input_grad[2] else None
+        return dx, dh, dc, None, None, None, None, None, None
 
 
 def _lstm_layer(
@@ -218,21 +242,19 @@ def _lstm_layer(
     c0: Tensor,
     leaves: list[Tensor | None],
     grads: tuple[Tensor | None, ...],
+    ws: Workspace,
 ) -> tuple[Tensor, Tensor]:
     """``(out (K, B, T, H), c_T (K, B, H))`` of one layer, with or without a graph."""
     if torch.is_grad_enabled():
-        return _LSTMLayerFn.apply(x, h0, c0, *leaves, grads)
+        return _LSTMLayerFn.apply(x, h0, c0, *leaves, grads, ws)
     w = _lstm_kernel(*leaves)  # type: ignore[arg-type]
-    h = w.shape[1] // 4
     compiled = _lstm_ext.kernel(x)
+    fresh = _fresh(x)
     if compiled is not None:
-        hx = _time_major(x, h0, w.shape[2])
-        _, c, _ = compiled.lstm_forward(hx, c0.transpose(1, 2).contiguous(), w)
-        c_last = c[-1]
-    else:
-        hx, _, c, _ = _lstm_forward(x, h0, c0, w)
-        c_last = c[-1] * 0.5
-    return hx[:, :h, 1:].permute(0, 3, 2, 1).contiguous(), c_last.transpose(1, 2)
+        out, _, _, c, _ = _lstm_compiled_forward(compiled, x, h0, c0, w, fresh)
+        return out, c[:, -1]
+    out, _, _, c, _ = _lstm_forward(x, h0, c0, w, fresh)
+    return out, (c[-1] * 0.5).transpose(1, 2)
 
 
 # --------------------------------------------------------------------------- GRU
@@ -415,7 +437,8 @@ class FusedRNN(_Fused):
                 grads = tuple(self._grad(i) for i in self._params[index])
                 inputs = layer_in.flip(2) if d else layer_in
                 if self.lstm:
-                    out, c_last = _lstm_layer(inputs, h0[index], c0[index], leaves, grads)
+                    ws = s.workspace((id(self), index))
+                    out, c_last = _lstm_layer(inputs, h0[index], c0[index], leaves, grads, ws)
                     c_n.append(c_last)
                 else:
                     out = _gru_layer(inputs, h0[index], leaves, grads)
