@@ -7,7 +7,7 @@ than this on the first layer of ``examples/cnn_digits.py``). Here a convolution 
 *im2col + one batched GEMM over the candidates*:
 
 * columns: the windows of candidate ``k``'s rows, one strided copy;
-* ``y_k = cols_k @ W_k^T + b_k``, whose memory order is ``(K, B, Ho, Wo, Cout)``: the
+* ``y_k = [cols_k, 1] @ [W_k, b_k]^T``, whose memory order is ``(K, B, Ho, Wo, Cout)``: the
   output is channels-last for free (a logical ``(N, Cout, Ho, Wo)`` tensor), and a later
   convolution reads its windows with runs along the channels;
 * backward: ``dW_k`` by one batched GEMM accumulated into the flat gradient buffer, ``db``
@@ -19,6 +19,7 @@ Grouped user convolutions (``groups > 1``) run as one grouped ``F.conv2d`` with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,21 +41,34 @@ def _tuple(value: int | tuple[int, ...], n: int) -> tuple[int, ...]:
 
 
 def _im2col(
-    x: Tensor, w: Tensor, b: Tensor | None, geom: Geometry, channels_last_out: bool
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None,
+    geom: Geometry,
+    channels_last_out: bool,
+    ws: Callable[[str, tuple[int, ...]], Tensor],
 ) -> tuple[Tensor, Tensor, Tensor, tuple]:
-    """The forward product; returns ``(y, columns, kernel matrix, layout)``."""
+    """The forward product; returns ``(y, columns, kernel matrix, layout)``.
+
+    The bias is a column of the kernel matrix and the columns carry a 1 for it: the
+    product adds it (a broadcast add of the bias would be one more pass over the output),
+    and its gradient falls out of the weight gradient's product.
+    """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geom
     k, cout, c = w.shape[:3]
     n, _, h, wd = x.shape
     bsz = n // k
     ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    rows, depth = bsz * ho * wo, c * kh * kw
+    extra = 0 if b is None else 1
     nhwc = c > 1 and x.permute(0, 2, 3, 1).is_contiguous()
     if nhwc:
-        # rows (K, B*L, kh*kw*C): runs along the channels; the kernel is permuted (small)
+        # rows (K, B*L, kh*kw*C [+1]): runs along the channels; the kernel is permuted (small)
         xc = x.permute(0, 2, 3, 1)
         if ph or pw:
-            xp = x.new_zeros(n, h + 2 * ph, wd + 2 * pw, c)
+            xp = ws("pad", (n, h + 2 * ph, wd + 2 * pw, c))
+            _zero_border(xp, (ph, pw), 1)
             xp[:, ph : ph + h, pw : pw + wd].copy_(xc)
         else:
             xp = xc
@@ -63,13 +77,17 @@ def _im2col(
             (n, ho, wo, kh, kw, c),
             (hp * wp * c, sh * wp * c, sw * c, dh * wp * c, dw * c, 1),
         )
-        a = windows.reshape(k, bsz * ho * wo, kh * kw * c)
-        wm = w.permute(0, 1, 3, 4, 2).reshape(k, cout, kh * kw * c)
+        a = ws("cols", (k, rows, depth + extra))
+        a[..., :depth].view(n, ho, wo, kh, kw, c).copy_(windows)
+        wm = w.permute(0, 1, 3, 4, 2).reshape(k, cout, depth)
+        if b is not None:
+            a[..., depth] = 1.0
     else:
-        # columns (K, C*kh*kw, B*L): one strided copy with runs along the rows of the image
+        # columns (K, C*kh*kw [+1], B*L): one strided copy, runs along the image's rows
         xc = x.contiguous()
         if ph or pw:
-            xp = x.new_zeros(n, c, h + 2 * ph, wd + 2 * pw)
+            xp = ws("pad", (n, c, h + 2 * ph, wd + 2 * pw))
+            _zero_border(xp, (ph, pw), 2)
             xp[:, :, ph : ph + h, pw : pw + wd].copy_(xc)
         else:
             xp = xc
@@ -78,16 +96,28 @@ def _im2col(
             (k, c, kh, kw, bsz, ho, wo),
             (bsz * c * hp * wp, hp * wp, dh * wp, dw, c * hp * wp, sh * wp, sw),
         )
-        a = windows.reshape(k, c * kh * kw, bsz * ho * wo).transpose(1, 2)
-        wm = w.reshape(k, cout, c * kh * kw)
-    if b is None:
-        y = torch.bmm(a, wm.transpose(1, 2))
-    else:
-        y = torch.baddbmm(b.unsqueeze(1), a, wm.transpose(1, 2))
-    y = y.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+        cols = ws("cols", (k, depth + extra, rows))
+        cols[:, :depth].view(k, c, kh, kw, bsz, ho, wo).copy_(windows)
+        if b is not None:
+            cols[:, depth] = 1.0
+        a = cols.transpose(1, 2)
+        wm = w.reshape(k, cout, depth)
+    if b is not None:
+        wm = torch.cat([wm, b.unsqueeze(2)], dim=2)
+    y = torch.bmm(a, wm.transpose(1, 2)).view(n, ho, wo, cout).permute(0, 3, 1, 2)
     if not channels_last_out:
         y = y.contiguous()
     return y, a, wm, (nhwc, (n, c, h, wd), (ho, wo), (hp, wp))
+
+
+def _zero_border(xp: Tensor, pad: tuple[int, int], dim: int) -> None:
+    """Zero the padding frame of a reused buffer (dims ``dim``, ``dim + 1`` are H, W)."""
+    ph, pw = pad
+    hp, wp = xp.shape[dim], xp.shape[dim + 1]
+    for d, p, size in ((dim, ph, hp), (dim + 1, pw, wp)):
+        if p:
+            xp.narrow(d, 0, p).zero_()
+            xp.narrow(d, size - p, p).zero_()
 
 
 class _ConvFn(Function):
@@ -103,32 +133,33 @@ class _ConvFn(Function):
         gb: Tensor | None,
         geom: Geometry,
         channels_last_out: bool,
+        ws: Callable[[str, tuple[int, ...]], Tensor],
     ) -> Tensor:
-        y, a, wm, layout = _im2col(x, w, b, geom, channels_last_out)
+        y, a, wm, layout = _im2col(x, w, b, geom, channels_last_out, ws)
         ctx.save_for_backward(a, wm)
         ctx.layout, ctx.geom, ctx.gw, ctx.gb = layout, geom, gw, gb
         return y
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None, None, None, None, None, None]:
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         a, wm = ctx.saved_tensors
         nhwc, (n, c, h, wd), (ho, wo), (hp, wp) = ctx.layout
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = ctx.geom
         k, cout = wm.shape[:2]
+        depth = c * kh * kw
         gv = g.permute(0, 2, 3, 1).contiguous().view(k, -1, cout)  # (K, B*L, Cout)
+        # dW^T = cols^T g (K, depth [+1], Cout), added transposed: MKL is several times
+        # faster on this orientation than on g^T cols for these shapes (a small output).
+        dwt = torch.bmm(a.transpose(1, 2), gv)
         if nhwc:
-            dwm = torch.bmm(gv.transpose(1, 2), a)  # (K, Cout, kh*kw*C)
-            ctx.gw.add_(dwm.view(k, cout, kh, kw, c).permute(0, 1, 4, 2, 3))
+            ctx.gw.add_(dwt[:, :depth].view(k, kh, kw, c, cout).permute(0, 4, 3, 1, 2))
         else:
-            # dW^T = cols^T g, added transposed: MKL is several times slower on the
-            # both-operands-transposed product with this small (Cout x C*kh*kw) output.
-            ctx.gw.view(k, cout, -1).add_(torch.bmm(a.transpose(1, 2), gv).transpose(1, 2))
+            ctx.gw.view(k, cout, depth).add_(dwt[:, :depth].transpose(1, 2))
         if ctx.gb is not None:
-            ctx.gb.add_(gv.sum(1))
+            ctx.gb.add_(dwt[:, depth])
         dx = None
         if ctx.needs_input_grad[0]:
-            dcols = torch.bmm(gv, wm)  # (K, B*L, kk*C), the column order of `a`
-            rows_h = slice(None)
+            dcols = torch.bmm(gv, wm[:, :, :depth])  # (K, B*L, kk*C), the order of `a`
             if nhwc:
                 d6 = dcols.view(n, ho, wo, kh, kw, c)
                 dxp = gv.new_zeros(n, hp, wp, c)
@@ -147,7 +178,7 @@ class _ConvFn(Function):
                         cols_w = slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
                         dxp[:, :, :, rows_h, cols_w] += d6[..., i, j].permute(0, 1, 4, 2, 3)
                 dx = dxp.view(n, c, hp, wp)[:, :, ph : ph + h, pw : pw + wd]
-        return dx, None, None, None, None, None, None
+        return dx, None, None, None, None, None, None, None
 
 
 class FusedConv(_Fused):
@@ -191,9 +222,10 @@ class FusedConv(_Fused):
             gw = self._grad(self._w)
             assert gw is not None
             gw = gw.unsqueeze(3) if self.dims == 1 else gw
-            y = _ConvFn.apply(x, w, b, gw, self._grad(self._b), self.geom, s.channels_last)
+            ws = s.workspace(id(self))
+            y = _ConvFn.apply(x, w, b, gw, self._grad(self._b), self.geom, s.channels_last, ws)
         else:
-            y = _im2col(x, w, b, self.geom, s.channels_last)[0]
+            y = _im2col(x, w, b, self.geom, s.channels_last, s.workspace(id(self)))[0]
         return y.squeeze(2) if self.dims == 1 else y
 
 
