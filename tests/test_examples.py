@@ -33,6 +33,8 @@ def test_cnn_digits(example, capsys):
         "group lasso rows, proximal",
     ]
     assert "SearchCV(model_factory=make_cnn)" in out
+    assert result["search_path"] == "fused"
+    assert "path: fused (every layer has a fused form (2 Conv2d, 2 Linear))" in out
     assert [row["lambda"] for row in result["search"]] == [0.0, 1e-3]
     assert result["rows"][1]["lambda"] == result["best_l2"]
     assert "<- SearchCV" in out and "<- validation, 1-SE rule" in out

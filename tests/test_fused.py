@@ -23,11 +23,11 @@ from shrinkage.search.engine import (
     LoopStack,
     StackedModule,
     TrainSettings,
-    _lstm_ext,
     choose_path,
     layer_strengths,
     train_stack,
 )
+from shrinkage.search.engine import _loop, _lstm_ext
 from shrinkage.search.engine._stack import _build
 from shrinkage.training import fit_model, make_loss, make_optimizer
 
@@ -438,7 +438,7 @@ def _path(factory, **kw):
 def test_the_path_is_fused_where_every_layer_has_a_fused_form():
     path = _path(lambda: Recurrent(nn.LSTM, 1))
     assert path.name == "fused"
-    assert path.reason == "every layer has a fused form (1 LSTM, 1 Linear)"
+    assert path.reason == "every layer has a fused form (1 LSTM, 1 Linear; LSTM cell eager)"
     assert isinstance(path.build(lambda: Recurrent(nn.LSTM, 1), [0]), FusedStack)
 
 
@@ -557,6 +557,8 @@ def test_candidate_with_the_compiled_lstm_equals_candidate_alone(compiled, optim
     settings = _settings(task, n_classes, optimizer, "gradient")
     with compiled(True):
         assert _lstm_ext.is_compiled_lstm()
+        path = choose_path(factory, X, task=task, n_outputs=1)
+        assert path.reason.endswith("; LSTM cell compiled)")
         _train_and_compare(FusedStack(factory, [c[1] for c in CANDIDATES]), factory, X, y, settings)
     assert not _lstm_ext.is_compiled_lstm()
 
@@ -579,3 +581,33 @@ def test_a_kernel_that_cannot_be_built_is_one_line_and_the_eager_path_runs(monke
     stack = FusedStack(lambda: Recurrent(nn.LSTM, 1), [1, 2])
     assert stack.forward(torch.randn(2, 3, 7, 3)).shape == (2, 3, 1)  # eager, silently
     assert not _lstm_ext.is_compiled_lstm()
+
+
+# --- candidates leaving the stack (successive halving, #13) -----------------------------------
+
+_trainer = getattr(_loop, "StackTrainer", None)
+
+
+@pytest.mark.skipif(_trainer is None, reason="StackTrainer and _Stack.keep arrive with #13")
+@pytest.mark.parametrize("stack_type", [FusedStack, LoopStack])
+def test_candidates_that_stay_in_a_shrunk_stack_train_on_as_before(stack_type):
+    """keep() rebuilds the flat buffers; the fused layers, the leaves, the buffers
+    (running statistics) and the dropout streams follow through ``_on_keep``."""
+    X, y = _inputs("cnn"), _target("classification", 3)
+    settings = _settings("classification", 3, "adam", "gradient", epochs=2)
+    seeds = [c[1] for c in CANDIDATES]
+    strengths = [layer_strengths(c[2], c[3], 4, c[4]) for c in CANDIDATES]
+    l1 = torch.tensor([a for a, _ in strengths])
+    l2 = torch.tensor([b for _, b in strengths])
+    rows = [FOLDS[c[0]] for c in CANDIDATES]
+    whole = stack_type(NormDrop, seeds)
+    _trainer(whole, X, y, rows, seeds, l1, l2, settings).run(2)
+    shrunk = stack_type(NormDrop, seeds)
+    trainer = _trainer(shrunk, X, y, rows, seeds, l1, l2, settings)
+    trainer.run(1)
+    trainer.keep([2, 0])
+    trainer.run(1)
+    assert shrunk.k == 2
+    for new, old in enumerate([2, 0]):
+        for name, value in whole.state(old).items():
+            torch.testing.assert_close(shrunk.state(new)[name], value, atol=1e-6, rtol=0)

@@ -50,6 +50,7 @@ strengths), ``_loop.py`` (:func:`train_stack`, :func:`predict_stack`, the miniba
 from shrinkage._names import KINDS
 from shrinkage.search.engine._fused import PATHS, FusedStack, StackPath, choose_path
 from shrinkage.search.engine._loop import predict_stack, train_stack
+from shrinkage.search.engine._lstm_ext import enable_compiled_lstm, is_compiled_lstm
 from shrinkage.search.engine._memory import chunk_layout, estimate_bytes, parse_memory
 from shrinkage.search.engine._optim import StackedOptimizer
 from shrinkage.search.engine._penalty import StackPenalty, layer_strengths
@@ -70,7 +71,9 @@ __all__ = [
     "check_elementwise_optimizer",
     "choose_path",
     "chunk_layout",
+    "enable_compiled_lstm",
     "estimate_bytes",
+    "is_compiled_lstm",
     "layer_strengths",
     "parse_memory",
     "predict_stack",

@@ -26,6 +26,7 @@ from shrinkage._names import CLASSIFICATION
 from shrinkage.errors import ShrinkageError
 from shrinkage.search.engine import _fused_attention, _fused_conv, _fused_rnn  # noqa: F401
 from shrinkage.search.engine._fused_layers import Unsupported, _Fused, fuse_tree
+from shrinkage.search.engine._lstm_ext import is_compiled_lstm
 from shrinkage.search.engine._stack import (
     LoopStack,
     StackedModule,
@@ -366,8 +367,11 @@ def choose_path(
             tried.append(f"the fused forward fails: {_summary(err)}")
             break
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(stack.fused_layers.items()))
-        layout = "" if channels_last else "; contiguous convolution outputs"
-        path = StackPath("fused", f"every layer has a fused form ({kinds}{layout})", channels_last)
+        if not channels_last:
+            kinds += "; contiguous convolution outputs"
+        if "LSTM" in stack.fused_layers:
+            kinds += "; LSTM cell " + ("compiled" if is_compiled_lstm() else "eager")
+        path = StackPath("fused", f"every layer has a fused form ({kinds})", channels_last)
         return _checked(path, out, task, n_outputs)
     try:
         out = _train_step(StackedModule(factory, [0, 1], device), x)
