@@ -23,11 +23,12 @@ from shrinkage.search.engine import (
     LoopStack,
     StackedModule,
     TrainSettings,
+    _loop,
+    _lstm_ext,
     choose_path,
     layer_strengths,
     train_stack,
 )
-from shrinkage.search.engine import _loop, _lstm_ext
 from shrinkage.search.engine._stack import _build
 from shrinkage.training import fit_model, make_loss, make_optimizer
 
