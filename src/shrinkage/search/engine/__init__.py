@@ -37,10 +37,10 @@ strengths), ``_loop.py`` (:func:`train_stack`, :func:`predict_stack`, the miniba
 """
 
 from shrinkage._names import KINDS
-from shrinkage.search.engine._loop import predict_stack, train_stack
+from shrinkage.search.engine._loop import StackTrainer, predict_stack, train_stack
 from shrinkage.search.engine._memory import chunk_layout, estimate_bytes, parse_memory
 from shrinkage.search.engine._optim import StackedOptimizer
-from shrinkage.search.engine._penalty import StackPenalty, layer_strengths
+from shrinkage.search.engine._penalty import StackPenalty, layer_strengths, per_layer_strengths
 from shrinkage.search.engine._settings import TrainSettings, check_elementwise_optimizer
 from shrinkage.search.engine._stack import StackedMLP, StackedModule
 
@@ -50,12 +50,14 @@ __all__ = [
     "StackedMLP",
     "StackedModule",
     "StackedOptimizer",
+    "StackTrainer",
     "TrainSettings",
     "check_elementwise_optimizer",
     "chunk_layout",
     "estimate_bytes",
     "layer_strengths",
     "parse_memory",
+    "per_layer_strengths",
     "predict_stack",
     "train_stack",
 ]
