@@ -361,3 +361,137 @@ def test_bad_parameters_raise_one_line(params, message):
     with pytest.raises(ShrinkageError) as info:
         _search(**params).fit(X, y)
     assert str(info.value) == message
+
+
+# --------------------------------------------------------------------------- CLI and report
+
+
+@pytest.fixture
+def table(tmp_path):
+    X, y = _data(90, seed=2)
+    import pandas as pd
+
+    frame = pd.DataFrame(X, columns=list("abcde")).assign(y=np.where(y == 1, "yes", "no"))
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+TUNE = ["--hidden", "6,5", "--epochs", "9", "--batch-size", "8", "--folds", "3"]
+TUNE += ["--strengths", "0.001,0.1", "--placements", "all,output", "--threads", "1"]
+
+
+def _cli(args, capsys):
+    from shrinkage.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    return (code, *capsys.readouterr())
+
+
+def test_tune_per_layer_end_to_end_writes_results_model_and_report(table, tmp_path, capsys):
+    import pandas as pd
+
+    from shrinkage.estimators import load
+
+    out = tmp_path / "tuned"
+    (out / "model").mkdir(parents=True)  # an output path that already holds a model
+    code, stdout, err = _cli(
+        ["tune", table, "--target", "y", *TUNE, "--per-layer", "--candidates", 12, "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    assert "successive halving (eta 3) at epochs 1, 3, 9" in err
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 12 and set(results["status"]) == {"ok"}
+    assert results["rung"].value_counts().sort_index().tolist() == [8, 2, 2]
+    best = results.loc[results["rank_test_score"] == results["rank_test_score"].min()]
+    text = best["param_layer_penalties"].iloc[-1]
+    assert f"--layer-penalties {text}" in stdout.replace("\n", "")
+    model = load(out / "model")
+    assert model.penalty == "none" and set(model.layer_penalties) == {0, 1, 2}
+    html = (out / "report.html").read_text()
+    assert "Per-layer strengths and successive halving" in html
+    assert 'alt="per-layer strengths"' in html and 'alt="successive halving rungs"' in html
+    assert "<h3>Rungs</h3>" in html and "per-layer penalties" in html
+    assert 'alt="validation curve"' not in html  # its x axis is one strength: not drawn
+    assert sorted(p.name for p in (out / "chunks").iterdir()) == [
+        "rung0-chunk-00000.json",
+        "rung1-chunk-00000.json",
+        "rung2-chunk-00000.json",
+    ]
+    # The printed penalties fit the same model by hand.
+    code, _, err = _cli(
+        ["fit", table, "--target", "y", "--hidden", "6,5", "--epochs", "9", "--batch-size", "8"]
+        + ["--layer-penalties", text, "-q", "-o", tmp_path / "by_hand"],
+        capsys,
+    )
+    assert code == 0, err
+    by_hand = load(tmp_path / "by_hand")
+    assert by_hand.penalty == "none"
+    assert _estimator(layer_penalties=by_hand.layer_penalties)._resolve_params().overrides == (
+        model._resolve_params().overrides
+    )
+    # The report rebuilt from the directory shows the same sections.
+    code, _, err = _cli(["report", out], capsys)
+    assert code == 0, err
+    assert "Per-layer strengths and successive halving" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--per-layer", "--candidates", 2], "The 'n_candidates' parameter must be at least the 4"),
+        (["--per-layer", "--zero-probability", 1.5], "The 'zero_probability' parameter must be"),
+        (["--halving-factor", 1, "--per-layer"], "The 'halving_factor' parameter must be"),
+        (["--per-layer", "--refine"], "The 'refine' parameter must be False with per_layer=True"),
+    ],
+)
+def test_tune_per_layer_bad_options_exit_2_and_write_nothing(
+    table, tmp_path, capsys, args, message
+):
+    out = tmp_path / "tuned"
+    code, _, err = _cli(["tune", table, "--target", "y", *TUNE, *args, "-o", out], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_fit_refuses_bad_layer_penalties_in_one_line(table, tmp_path, capsys):
+    code, _, err = _cli(
+        ["fit", table, "--target", "y", "--layer-penalties", "0=l2", "-o", tmp_path / "m"], capsys
+    )
+    assert code == 2
+    assert err.strip() == (
+        "Error: The '--layer-penalties' entries must be INDEX=none, INDEX=NAME:STRENGTH or "
+        "INDEX=STRENGTH (e.g. 0=l2:3e-4,1=none). Got '0=l2' in '0=l2'."
+    )
+    assert not (tmp_path / "m").exists()
+
+
+def test_rung_table_and_layer_strength_table_read_the_results():
+    from shrinkage.analysis import (
+        layer_strength_table,
+        plot_layer_strengths,
+        plot_rungs,
+        rung_table,
+    )
+
+    X, y = _data()
+    search = _search().fit(X, y)
+    rungs = rung_table(search)
+    assert rungs[["epochs", "ranked", "kept"]].values.tolist() == [[1, 12, 4], [3, 4, 2], [9, 2, 2]]
+    top = layer_strength_table(search, top=5)
+    assert len(top) == 2  # only the configurations trained to the end are ranked
+    assert top["row"].iloc[0] == search.best_index_
+    assert list(top.columns) == ["row", "mean_test_score", "layer0", "layer1", "layer2"]
+    ax = plot_layer_strengths(search)
+    assert ax.get_yscale() == "log" and ax.get_yticklabels()[0].get_text() == "none"
+    assert len(ax.lines) >= 2
+    ax = plot_rungs(search)
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()][0] == "1 epochs\n12 → 4"
+    with pytest.raises(ShrinkageError, match="no param_strength_layer"):
+        layer_strength_table(_search(per_layer=False, halving=False).fit(X, y))

@@ -32,6 +32,7 @@ from shrinkage._names import SCORINGS
 from shrinkage.search._candidates import (
     CandidateSpec,
     ChunkResult,
+    ChunkRun,
     Progress,
     SearchData,
     run_chunk,
@@ -40,6 +41,7 @@ from shrinkage.search._checkpoint import chunk_path, read_chunk, run_chunks
 from shrinkage.search._cv import SearchCV, SearchSetup
 from shrinkage.search._distributed import connect
 from shrinkage.search._grid import default_strengths
+from shrinkage.search._halving import rung_epochs, sample_layers, strength_from_unit
 from shrinkage.search._placement import placement_study
 from shrinkage.search._results import mark_failures, partial_results
 from shrinkage.search.engine import chunk_layout, parse_memory
@@ -48,6 +50,7 @@ __all__ = [
     "SCORINGS",
     "CandidateSpec",
     "ChunkResult",
+    "ChunkRun",
     "Progress",
     "SearchCV",
     "SearchData",
@@ -61,6 +64,9 @@ __all__ = [
     "partial_results",
     "placement_study",
     "read_chunk",
+    "rung_epochs",
     "run_chunk",
     "run_chunks",
+    "sample_layers",
+    "strength_from_unit",
 ]

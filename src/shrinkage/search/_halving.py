@@ -45,6 +45,7 @@ __all__ = [
     "rung_epochs",
     "run_halving",
     "sample_layers",
+    "strength_from_unit",
 ]
 
 #: The low-discrepancy sequences per-layer strengths are drawn from.
@@ -121,16 +122,11 @@ def sample_layers(
             points = engine.random_base2(max(0, math.ceil(math.log2(n))))[:n]
     else:
         points = qmc.LatinHypercube(dims, seed=seed).random(n)
-    lo, hi = math.log10(low), math.log10(high)
     out = []
     for u in points:
         layers = []
         for i in range(n_layers):
-            if u[i] < p:
-                strength = 0.0
-            else:
-                # Three significant digits: readable, and exact as text (results.csv, CLI).
-                strength = float(f"{10.0 ** (lo + (hi - lo) * (u[i] - p) / (1 - p)):.3g}")
+            strength = strength_from_unit(float(u[i]), low, high, p)
             kind = (
                 kinds[min(int(u[n_layers + i] * len(kinds)), len(kinds) - 1)]
                 if dims > n_layers
@@ -139,6 +135,24 @@ def sample_layers(
             layers.append((kind, strength))
         out.append(tuple(layers))
     return out
+
+
+def strength_from_unit(u: float, low: float, high: float, zero_probability: float) -> float:
+    """One layer's strength from a point ``u`` of ``[0, 1)`` (:func:`sample_layers`).
+
+    ``0`` when ``u < p``, else ``low * (high / low) ** ((u - p) / (1 - p))`` rounded to
+    three significant digits (readable, and exact as text in results and on the command
+    line).
+
+    Example:
+        >>> strength_from_unit(0.1, 1e-6, 1.0, 0.25), strength_from_unit(0.625, 1e-6, 1.0, 0.25)
+        (0.0, 0.001)
+    """
+    p = zero_probability
+    if u < p:
+        return 0.0
+    lo, hi = math.log10(low), math.log10(high)
+    return float(f"{10.0 ** (lo + (hi - lo) * (u - p) / (1 - p)):.3g}")
 
 
 def check_zero_probability(value: Any) -> float:
