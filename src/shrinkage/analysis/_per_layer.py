@@ -80,9 +80,10 @@ def rung_table(results: Any) -> pd.DataFrame:
     """Each rung of a successive-halving search: who was ranked there and who went on.
 
     Returns:
-        One row per rung: ``rung`` (0-based), ``epochs``, ``ranked`` (configurations
-        scored there), ``kept`` (went on to the next rung; at the last rung, the final
-        ranking), ``best`` and ``median`` fold-mean validation score at that rung.
+        One row per rung: ``rung`` (0-based), ``epochs``, ``trained`` (configurations
+        trained to it and scored there), ``kept`` (went on to the next rung; at the last
+        rung, those the final ranking is made among), ``best`` and ``median`` fold-mean
+        validation score at that rung.
 
     Raises:
         ShrinkageError: results without ``rung`` columns.
@@ -104,7 +105,7 @@ def rung_table(results: Any) -> pd.DataFrame:
             {
                 "rung": j,
                 "epochs": int(epochs.get(j, 0)),
-                "ranked": len(reached),
+                "trained": len(reached),
                 "kept": int((frame["rung"] > j).sum()) if j < last else len(reached),
                 "best": float(np.nanmax(values)) if np.isfinite(values).any() else np.nan,
                 "median": float(np.nanmedian(values)) if np.isfinite(values).any() else np.nan,
@@ -236,11 +237,11 @@ def plot_rungs(results: Any, ax: Axes | None = None) -> Axes:
     ax.set_xticklabels(
         [
             f"{e:d} epochs\n{n} → {k}"
-            for e, n, k in zip(table["epochs"], table["ranked"], table["kept"])
+            for e, n, k in zip(table["epochs"], table["trained"], table["kept"])
         ],
         fontsize="small",
     )
-    ax.set_xlabel("rung: epochs trained, configurations ranked → kept")
+    ax.set_xlabel("rung: epochs, configurations trained → kept")
     ax.set_ylabel("fold-mean validation score")
     ax.set_title("Successive halving: each rung's configurations and survivors")
     return ax

@@ -197,6 +197,12 @@ Examples:
 )
 @click.option("--halving-factor", type=int, default=3, show_default=True, help="Halving's eta.")
 @click.option("--min-epochs", type=int, default=None, help="Epochs of the first rung (default 1).")
+@click.option(
+    "--keep-grid/--drop-grid",
+    default=True,
+    show_default=True,
+    help="--per-layer halving: the single-λ grid's configurations train to the end.",
+)
 def tune(
     data: str,
     target: str,
@@ -238,6 +244,7 @@ def tune(
     halving: bool | None,
     halving_factor: int,
     min_epochs: int | None,
+    keep_grid: bool,
 ) -> None:
     """Cross-validate penalty strength, kind and placement on DATA; refit the best.
 
@@ -305,6 +312,7 @@ def tune(
         halving=halving,
         halving_factor=halving_factor,
         min_epochs=min_epochs,
+        keep_grid=keep_grid,
     )
     plan = search.prepare(dataset.X, y)  # every check, before anything is written
     if scheduler is not None:

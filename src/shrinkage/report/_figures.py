@@ -209,21 +209,22 @@ def _per_layer_html(inputs: ReportInputs) -> str:
                 (7.5, 4.4),
                 "Successive halving: every configuration's fold-mean validation score at each "
                 "rung it reached (grey: dropped there; blue: trained to the end; red: chosen). "
-                "Below each rung: epochs, configurations ranked → kept.",
+                "Below each rung: epochs, configurations trained → kept.",
                 "successive halving rungs",
                 bottom=0.8,
             )
         )
         table = analysis.rung_table(frame)
         rows = [
-            [int(r.rung), int(r.epochs), int(r.ranked), int(r.kept), r.best, r.median]
+            [int(r.rung), int(r.epochs), int(r.trained), int(r.kept), r.best, r.median]
             for r in table.itertuples()
         ]
         parts.append(
             "<h3>Rungs</h3>"
-            + _table(rows, ("rung", "epochs", "ranked", "kept", "best score", "median score"))
-            + '<p class="note">At each rung the configurations are ranked by fold-mean '
+            + _table(rows, ("rung", "epochs", "trained", "kept", "best score", "median score"))
+            + '<p class="note">At each rung the drawn configurations are ranked by fold-mean '
             "validation score (ties: validation loss); the best ⌈n / η⌉ train on, the "
-            "others leave the stack. The choice is made among the last rung's.</p>"
+            "others leave the stack; the single-λ grid's configurations are kept unless "
+            "keep_grid=False. The choice is made among the last rung's.</p>"
         )
     return "".join(parts)

@@ -14,7 +14,17 @@ The package splits as scikit-learn's ``model_selection`` does: ``_cv.py`` holds
 ``_candidates.py`` one chunk's work (:func:`run_chunk`: train a stack, score it) and the
 per-fold preprocessing, ``_results.py`` the ``cv_results_`` table and the choice of the
 best configuration, ``_checkpoint.py`` the chunk files and resume, ``_distributed.py``
-the dask backend, and ``engine/`` the stacked networks themselves.
+the dask backend, ``_halving.py`` the per-layer configurations (sampled) and successive
+halving inside the stack, and ``engine/`` the stacked networks themselves.
+
+Per-layer search (``per_layer=True``): every configuration gives each penalizable weight
+its own strength (0: not penalized); the single-λ grid's configurations are always among
+them and the rest are drawn from a scrambled Sobol sequence. With ``halving=True`` all
+candidates start as one stack and at each rung (``E / eta^k`` epochs) only the best
+``ceil(n / eta)`` configurations, by fold-mean validation score, train on: the others
+leave the stacked tensors (:meth:`~shrinkage.search.engine.StackTrainer.keep`), so later
+epochs cost less. A configuration's rows at a rung equal that configuration trained alone
+for the rung's epochs.
 
 Seeds and common random numbers: ``random_state`` fixes the folds, one integer seed per
 fold and the refit's seed. Every candidate of a fold uses its fold's seed, so all the

@@ -273,6 +273,7 @@ def run_halving(
     n_threads: int | None,
     progress: Callable[[int, int, int, int | None], None] | None = None,
     on_rung: Callable[[list[list[dict[str, Any]]]], None] | None = None,
+    protected: set[int] | frozenset[int] = frozenset(),
 ) -> list[list[dict[str, Any]]]:
     """Successive halving over the candidates ``specs`` (every configuration on every fold).
 
@@ -301,6 +302,8 @@ def run_halving(
         progress: ``progress(rung, chunk, n_chunks, epoch)`` after each epoch (local) or
             with ``epoch=None`` when a chunk finishes (dask).
         on_rung: called with the rows of every rung so far, after every finished chunk.
+        protected: configurations never dropped (the single-λ grid's, ``keep_grid``): they
+            train to the end and take no place among the survivors.
 
     Returns:
         The candidate rows of each rung (the candidates that trained to it).
@@ -369,9 +372,9 @@ def run_halving(
         previous_chunks = chunks
         if last:
             break
-        configs = sorted({s.config for s in alive})
+        configs = sorted({s.config for s in alive} - protected)
         ranked = rank_configs(rows, configs)
-        kept = set(ranked[: survivors_count(len(configs), factor)])
+        kept = set(ranked[: survivors_count(len(configs), factor)]) | protected
         alive = [s for s in alive if s.config in kept]
         states = {s.index: states[s.index] for s in alive if s.index in states}
     return done

@@ -30,6 +30,11 @@ class _Stack:
     the next. Each view is contiguous, so the hand-written backward writes its batched
     matrix products straight into the gradient buffer, and an optimizer whose factors are
     the same for every candidate updates everything with one kernel per operation.
+
+    :meth:`keep` shrinks the stack to some of its candidates through this layout alone
+    (:meth:`take` gathers the kept rows of any buffer laid out like :attr:`flat`), so every
+    subclass can drop candidates; one that keeps more per-candidate state derived from the
+    buffers refreshes it in :meth:`_on_keep`.
     """
 
     def __init__(
