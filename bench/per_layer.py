@@ -9,10 +9,11 @@ folds, the same fold seeds and the same refit seed (``random_state=0``):
 
 (a) today's grid: ``SearchCV`` over 13 strengths (1e-6 … 1, two per decade) x placements
     all / hidden / output = 39 configurations, each trained the full ``--epochs``;
-(b) ``SearchCV(per_layer=True, n_candidates=243, halving=True)``: the 39 grid
-    configurations plus 204 per-layer ones drawn from a scrambled Sobol sequence
-    (log-uniform on [1e-6, 1], 0 with probability 0.25), successive halving with
-    ``eta = 3`` inside one stack;
+(b) ``SearchCV(per_layer=True, n_candidates=243, halving=True)`` with its defaults: the
+    13 single-λ configurations (placement "all"), kept to the end (``keep_grid``), plus
+    230 per-layer ones drawn from a scrambled Sobol sequence (log-uniform on [1e-6, 1], 0
+    with probability 0.25), successive halving of those with ``eta = 3`` inside one stack
+    (``--b-placements all hidden output`` keeps all 39 of (a)'s configurations instead);
 (c) Optuna (TPE sampler, seed 0, ``MedianPruner()``) over the same per-layer space (one
     ``u_i`` in [0, 1) per layer, mapped by the very function the search samples with);
     each trial is one fit of its configuration on the 5 folds through this library's own
@@ -137,7 +138,6 @@ def refit(task, args, params, seed, X_tr, y_tr, X_te, y_te):
 def run_search(task, args, X_tr, y_tr, **options):
     search = SearchCV(
         estimator(task, args),
-        placements=PLACEMENTS,
         cv=FOLDS,
         random_state=SEED,
         refit=False,
@@ -239,7 +239,7 @@ def bench(name, args):
     X_tr, X_te, y_tr, y_te, task = load(name)
     out = {"rows_search": len(y_tr), "rows_held_out": len(y_te), "task": task}
 
-    grid, t_a = run_search(task, args, X_tr, y_tr)
+    grid, t_a = run_search(task, args, X_tr, y_tr, placements=PLACEMENTS)
     n_grid = len(grid.cv_results_["params"])
     budget = n_grid * FOLDS * args.epochs
     score_a, pieces_a = refit(
@@ -262,6 +262,7 @@ def bench(name, args):
         X_tr,
         y_tr,
         per_layer=True,
+        placements=tuple(args.b_placements),
         n_candidates=args.candidates,
         zero_probability=ZERO_PROBABILITY,
         min_epochs=args.min_epochs,
@@ -279,6 +280,7 @@ def bench(name, args):
         "best_cv": halving.best_score_,
         "best_layers": r["param_layer_penalties"][halving.best_index_],
         "best_stage": r["stage"][halving.best_index_],
+        "grid_configurations_kept": int((r["stage"] == "grid").sum()),
         "held_out": score_b,
     }
 
@@ -305,6 +307,12 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--candidates", type=int, default=N_CANDIDATES)
     parser.add_argument("--min-epochs", type=int, default=None)
+    parser.add_argument(
+        "--b-placements",
+        nargs="+",
+        default=["all"],
+        help="(b)'s grid configurations, kept to the end (default: the 13 'all' ones)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 data sets, 6 epochs")
     parser.add_argument("--json", default="bench/results/per_layer.json")
     args = parser.parse_args()
@@ -324,6 +332,7 @@ def main():
             "folds": FOLDS,
             "candidates": args.candidates,
             "min_epochs": args.min_epochs,
+            "b_placements": args.b_placements,
         },
         "datasets": {},
     }

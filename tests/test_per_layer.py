@@ -524,3 +524,16 @@ def test_keep_grid_trains_the_grid_to_the_end_so_the_search_never_does_worse_tha
         results["mean_test_score"][grid], plain.cv_results_["mean_test_score"], atol=1e-12
     )
     assert kept.best_score_ >= plain.best_score_
+
+
+def test_results_written_as_the_search_goes_mark_the_configurations_still_training():
+    X, y = _data()
+    tables = []
+    search = _search().fit(X, y, on_chunk=tables.append)
+    assert len(tables) == 3  # one chunk per rung
+    after_first = tables[0]
+    assert list(after_first["status"]).count("pending") == 12  # all of rung 0, still in
+    after_second = tables[1]
+    pending = set(np.flatnonzero(after_second["status"] == "pending"))
+    assert pending == set(np.flatnonzero(search.cv_results_["rung"] >= 1))
+    assert set(tables[2]["status"]) == {"ok"}
