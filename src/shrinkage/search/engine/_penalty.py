@@ -85,8 +85,8 @@ def per_layer_strengths(
         ShrinkageError: an unknown kind, a negative strength or a ratio outside [0, 1].
 
     Example:
-        >>> per_layer_strengths([("l2", 0.1), ("l1", 0.0), ("elastic_net", 0.2)], 0.25)
-        ([0.0, 0.0, 0.05], [0.1, 0.0, 0.15])
+        >>> per_layer_strengths([("l2", 0.1), ("l1", 0.0), ("elastic_net", 0.2)], 0.5)
+        ([0.0, 0.0, 0.1], [0.1, 0.0, 0.1])
     """
     l1, l2 = [], []
     for kind, strength in layers:
