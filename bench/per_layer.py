@@ -41,6 +41,7 @@ Run::
     python bench/per_layer.py --quick         # a smoke run: 2 data sets, few epochs
     python bench/per_layer.py --no-optuna --repeat 3 --json bench/results/per_layer-ab.json
                                               # (a) and (b) only, median of 3 alternations
+    python bench/per_layer.py --stack-cost    # ms per candidate-epoch at 5 ... 1215 stacked
 """
 
 from __future__ import annotations
@@ -309,6 +310,31 @@ def bench(name, args):
     return out
 
 
+def stack_cost(args):
+    """Milliseconds per candidate-epoch of a digits-sized problem at several stack sizes."""
+    from shrinkage.search.engine import StackedMLP, StackTrainer, TrainSettings
+
+    X, y = load_digits(return_X_y=True)
+    X = torch.as_tensor(X[:1150], dtype=torch.float32)
+    y = torch.as_tensor(y[:1150])
+    rows = torch.arange(len(y))
+    settings = TrainSettings(
+        task="classification", n_classes=10, batch_size=32, learning_rate=args.learning_rate
+    )
+    sizes = [64, *args.hidden, 10]
+    out = {}
+    for k in (5, 195, 600, 1215):
+        stack = StackedMLP.from_seeds([0] * k, sizes)
+        l2 = torch.full((k, len(sizes) - 1), 1e-4)
+        trainer = StackTrainer(stack, X, y, [rows] * k, [0] * k, 0 * l2, l2, settings)
+        trainer.run(1)
+        start = time.perf_counter()
+        trainer.run(2)
+        out[k] = 1000 * (time.perf_counter() - start) / 2 / k
+        print(f"{k:5d} stacked candidates: {out[k]:.2f} ms per candidate-epoch", flush=True)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -326,15 +352,21 @@ def main():
     parser.add_argument("--repeat", type=int, default=1, help="(a), (b) alternated: median")
     parser.add_argument("--no-optuna", action="store_true", help="only (a) and (b)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 data sets, 6 epochs")
+    parser.add_argument(
+        "--stack-cost", action="store_true", help="only: ms per candidate-epoch vs stack size"
+    )
     parser.add_argument("--json", default="bench/results/per_layer.json")
     args = parser.parse_args()
     if args.quick:
         args.datasets = ["wine", "diabetes"]
         args.epochs, args.candidates = 6, 60
         args.json = args.json.replace(".json", "-quick.json")
+    torch.set_num_threads(1)
+    if args.stack_cost:
+        stack_cost(args)
+        return
     if not args.no_optuna:
         require_optuna()
-    torch.set_num_threads(1)
     results = {
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": 1},
         "settings": {
