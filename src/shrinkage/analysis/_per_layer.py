@@ -127,7 +127,8 @@ def plot_layer_strengths(results: Any, ax: Axes | None = None, top: int = 20) ->
 
     One line per configuration across the layers (x), at its strength on a log axis (y);
     a layer left unpenalized sits on the "none" row below the smallest strength. Colour:
-    the configuration's mean CV score; the chosen one (the best) is drawn thick in red.
+    the configuration's mean CV score (the scale starts at the lower quartile of those
+    shown); the chosen one (the best) is drawn thick in red.
 
     Args:
         results: a per-layer search's results.
@@ -151,7 +152,10 @@ def plot_layer_strengths(results: Any, ax: Axes | None = None, top: int = 20) ->
     shown = np.where(values > 0, values, floor)
     scores = table["mean_test_score"].to_numpy(dtype=float)
     finite = scores[np.isfinite(scores)]
-    norm = Normalize(finite.min(), finite.max()) if len(finite) else Normalize(0, 1)
+    # From the lower quartile up: one poor configuration among the top ones would otherwise
+    # paint all the others the same colour.
+    low = float(np.percentile(finite, 25)) if len(finite) else 0.0
+    norm = Normalize(low, finite.max()) if len(finite) else Normalize(0, 1)
     if norm.vmin == norm.vmax:
         norm = Normalize(norm.vmin - 1e-9, norm.vmax + 1e-9)
     cmap = colormaps["viridis"]
@@ -176,7 +180,9 @@ def plot_layer_strengths(results: Any, ax: Axes | None = None, top: int = 20) ->
     ax.set_xticklabels([f"layer {i}" for i in x])
     ax.set_ylabel("strength λ of the layer (log)")
     ax.set_title(f"Per-layer strengths of the top {len(table)} configurations")
-    bar = ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="mean CV score", pad=0.02)
+    bar = ax.figure.colorbar(
+        ScalarMappable(norm, cmap), ax=ax, label="mean CV score", pad=0.02, extend="min"
+    )
     bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.4g"))
     if len(picked):
         ax.legend(loc="upper left", fontsize="small")

@@ -199,6 +199,7 @@ def _per_layer_html(inputs: ReportInputs) -> str:
                 "'none': that layer is not penalized), coloured by its CV score. Red: the "
                 "chosen one.",
                 "per-layer strengths",
+                left=0.95,
                 right=0.3,
             )
         )
