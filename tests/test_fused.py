@@ -597,11 +597,11 @@ def test_candidates_that_stay_in_a_shrunk_stack_train_on_as_before(stack_type):
     X, y = _inputs("cnn"), _target("classification", 3)
     settings = _settings("classification", 3, "adam", "gradient", epochs=2)
     seeds = [c[1] for c in CANDIDATES]
-    strengths = [layer_strengths(c[2], c[3], 4, c[4]) for c in CANDIDATES]
+    whole = stack_type(NormDrop, seeds)
+    strengths = [layer_strengths(c[2], c[3], whole.n_layers, c[4]) for c in CANDIDATES]
     l1 = torch.tensor([a for a, _ in strengths])
     l2 = torch.tensor([b for _, b in strengths])
     rows = [FOLDS[c[0]] for c in CANDIDATES]
-    whole = stack_type(NormDrop, seeds)
     _trainer(whole, X, y, rows, seeds, l1, l2, settings).run(2)
     shrunk = stack_type(NormDrop, seeds)
     trainer = _trainer(shrunk, X, y, rows, seeds, l1, l2, settings)
