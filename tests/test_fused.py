@@ -586,10 +586,7 @@ def test_a_kernel_that_cannot_be_built_is_one_line_and_the_eager_path_runs(monke
 
 # --- candidates leaving the stack (successive halving, #13) -----------------------------------
 
-_trainer = getattr(_loop, "StackTrainer", None)
 
-
-@pytest.mark.skipif(_trainer is None, reason="StackTrainer and _Stack.keep arrive with #13")
 @pytest.mark.parametrize("stack_type", [FusedStack, LoopStack])
 def test_candidates_that_stay_in_a_shrunk_stack_train_on_as_before(stack_type):
     """keep() rebuilds the flat buffers; the fused layers, the leaves, the buffers
@@ -602,9 +599,9 @@ def test_candidates_that_stay_in_a_shrunk_stack_train_on_as_before(stack_type):
     l1 = torch.tensor([a for a, _ in strengths])
     l2 = torch.tensor([b for _, b in strengths])
     rows = [FOLDS[c[0]] for c in CANDIDATES]
-    _trainer(whole, X, y, rows, seeds, l1, l2, settings).run(2)
+    _loop.StackTrainer(whole, X, y, rows, seeds, l1, l2, settings).run(2)
     shrunk = stack_type(NormDrop, seeds)
-    trainer = _trainer(shrunk, X, y, rows, seeds, l1, l2, settings)
+    trainer = _loop.StackTrainer(shrunk, X, y, rows, seeds, l1, l2, settings)
     trainer.run(1)
     trainer.keep([2, 0])
     trainer.run(1)
@@ -612,3 +609,29 @@ def test_candidates_that_stay_in_a_shrunk_stack_train_on_as_before(stack_type):
     for new, old in enumerate([2, 0]):
         for name, value in whole.state(old).items():
             torch.testing.assert_close(shrunk.state(new)[name], value, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("stack_type", [FusedStack, LoopStack])
+def test_a_candidate_continues_in_another_stack_from_its_exported_state(stack_type):
+    """Running statistics and the dropout stream travel with the weights and the optimizer
+    (a halving rung in another chunk, a resumed search)."""
+    X, y = _inputs("cnn"), _target("classification", 3)
+    settings = _settings("classification", 3, "sgd", "gradient", epochs=2)
+    seeds = [c[1] for c in CANDIDATES]
+    whole = stack_type(NormDrop, seeds)
+    strengths = [layer_strengths(c[2], c[3], whole.n_layers, c[4]) for c in CANDIDATES]
+    l1 = torch.tensor([a for a, _ in strengths])
+    l2 = torch.tensor([b for _, b in strengths])
+    rows = [FOLDS[c[0]] for c in CANDIDATES]
+    _loop.StackTrainer(whole, X, y, rows, seeds, l1, l2, settings).run(2)
+    first = _loop.StackTrainer(stack_type(NormDrop, seeds), X, y, rows, seeds, l1, l2, settings)
+    first.run(1)
+    assert "dropout_generator" in first.state(0) and "net.1.running_var" in first.state(0)
+    moved = stack_type(NormDrop, seeds)
+    second = _loop.StackTrainer(moved, X, y, rows, seeds, l1, l2, settings)
+    for k in range(len(seeds)):
+        second.load_state(k, {n: t.numpy() for n, t in first.state(k).items()})
+    second.run(1)
+    for k in range(len(seeds)):
+        for name, value in whole.state(k).items():
+            torch.testing.assert_close(moved.state(k)[name], value, atol=1e-6, rtol=0)

@@ -206,6 +206,14 @@ class FusedStack(_WithBuffers):
         self._seeds = [self._seeds[i] for i in kept]
         self.dropout_generators = [self.dropout_generators[i] for i in kept]
 
+    def random_state(self, k: int) -> Tensor:
+        """Candidate ``k``'s dropout stream."""
+        return self.dropout_generators[k].get_state()
+
+    def set_random_state(self, k: int, state: Tensor) -> None:
+        """Continue candidate ``k``'s dropout stream from ``state``."""
+        self.dropout_generators[k].set_state(torch.as_tensor(state, dtype=torch.uint8).cpu())
+
     def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
         """Outputs ``(K, B, *out)`` for inputs ``(K, B, *in)`` (differentiable).
 

@@ -285,13 +285,17 @@ class StackTrainer:
 
         The parameters by their names, the optimizer's ``optimizer.step`` and buffers
         (``optimizer.m.{name}``, ``optimizer.v.{name}`` or ``optimizer.buf.{name}``), the
-        ``epoch`` count and its minibatch ``generator`` state.
+        ``epoch`` count and its minibatch ``generator`` state; the buffers (running
+        statistics) and the ``dropout_generator`` state of a stack that has them.
         """
         out = {name: t.cpu() for name, t in self.stack.state(k).items()}
         for name, t in self.optimizer.state(k).items():
             out[f"optimizer.{name}"] = t.cpu()
         out["epoch"] = torch.tensor([self.epoch], dtype=torch.int64)
         out["generator"] = self.batcher.generator_state(k)
+        dropout = self.stack.random_state(k)
+        if dropout is not None:
+            out["dropout_generator"] = dropout
         return out
 
     def load_state(self, k: int, state: dict[str, Any]) -> None:
@@ -312,8 +316,10 @@ class StackTrainer:
                 f"and {self.epoch}."
             )
         self._loaded.add(k)
-        weights = {n: torch.as_tensor(np.asarray(state[n])) for n in self.stack.names}
+        weights = {n: torch.as_tensor(np.asarray(state[n])) for n in self.stack.state_names}
         self.stack.load_state(k, weights)
+        if "dropout_generator" in state:
+            self.stack.set_random_state(k, torch.as_tensor(np.asarray(state["dropout_generator"])))
         prefix = "optimizer."
         self.optimizer.load_state(
             k,

@@ -102,6 +102,20 @@ class _Stack:
         for name, tensor in zip(self.names, self.tensors):
             tensor[k].copy_(state[name])
 
+    @property
+    def state_names(self) -> list[str]:
+        """The names :meth:`state` exports: the parameters (and buffers, where a stack has
+        them)."""
+        return list(self.names)
+
+    def random_state(self, k: int) -> Tensor | None:
+        """Candidate ``k``'s own random stream (dropout), for a run to continue elsewhere;
+        None when the stack has none."""
+        return None
+
+    def set_random_state(self, k: int, state: Tensor) -> None:
+        """Restore what :meth:`random_state` returned."""
+
     def row_bytes(self) -> int:
         """Bytes of one candidate's parameters."""
         return self.n_params * self.flat.element_size()
@@ -457,6 +471,11 @@ class _WithBuffers(_Stack):
             if name in state:
                 buffer[k].copy_(torch.as_tensor(state[name]))
 
+    @property
+    def state_names(self) -> list[str]:
+        """Parameters, then buffers."""
+        return [*self.names, *self.buffer_names]
+
     def _keep_buffers(self, index: Tensor) -> None:
         self.buffers = [b.index_select(0, index.to(b.device)) for b in self.buffers]
 
@@ -513,6 +532,14 @@ class LoopStack(_WithBuffers):
         self._make_leaves()
         self._keep_buffers(index)
         self._rng = [self._rng[int(i)] for i in index.tolist()]
+
+    def random_state(self, k: int) -> Tensor:
+        """Candidate ``k``'s dropout stream."""
+        return self._rng[k].clone()
+
+    def set_random_state(self, k: int, state: Tensor) -> None:
+        """Continue candidate ``k``'s dropout stream from ``state``."""
+        self._rng[k] = torch.as_tensor(state, dtype=torch.uint8).cpu().clone()
 
     def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
         """Outputs ``(K, B, *out)`` for inputs ``(K, B, *in)``; rows weighing 0 are padding
