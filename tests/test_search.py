@@ -31,7 +31,7 @@ from shrinkage.search import (
 )
 from shrinkage.search._candidates import scores
 from shrinkage.search._results import choose
-from shrinkage.search.engine import TrainSettings
+from shrinkage.search.engine import StackPath, TrainSettings
 
 
 def _classification(n=50, classes=2, seed=0):
@@ -487,3 +487,73 @@ def test_numeric_fast_path_standardizes_exactly_as_the_preprocessor():
     for (train, _), block in zip(folds, fast, strict=True):
         slow = Preprocessor().fit(X[train]).transform(X)
         np.testing.assert_array_equal(block, slow)
+
+
+# --- any network: the fused path, its fallbacks, the head -------------------------------------
+
+
+class _Sequence(torch.nn.Module):
+    """An LSTM classifier whose head width is a parameter (1 or 2 logits for binary)."""
+
+    def __init__(self, n_out=1):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(3, 4, batch_first=True)
+        self.head = torch.nn.Linear(4, n_out)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def _sequences(n=40):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n, 6, 3, generator=g)
+    return X.numpy(), (X[:, :3, 0].sum(1) > 0).long().numpy()
+
+
+def test_an_lstm_search_runs_fused_and_says_so(capsys):
+    X, y = _sequences()
+    search = _search(model_factory=_Sequence, verbose=1, refit=True).fit(X, y)
+    assert search.chunking_["path"] == "fused"
+    assert search.chunking_["path_reason"].startswith("every layer has a fused form (1 LSTM")
+    assert "SearchCV: path fused: every layer has a fused form (1 LSTM, 1 Linear" in (
+        capsys.readouterr().out
+    )
+    assert type(search.best_model_) is _Sequence
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_a_two_logit_head_searches_a_binary_target_like_one_logit():
+    X, y = _sequences()
+    two = _search(model_factory=lambda: _Sequence(2)).fit(X, y)
+    assert two.chunking_["path"] == "fused"
+    # two logits z: softmax(z)_1 = sigmoid(z_1 - z_0), so the two heads learn the same task
+    assert 0.4 < float(np.max(two.cv_results_["mean_test_score"])) <= 1.0
+    assert two.cv_results_["mean_train_score"].shape == (4,)
+
+
+def test_a_head_the_search_cannot_use_is_one_line():
+    X, y = _sequences()
+    with pytest.raises(ShrinkageError) as err:
+        _search(model_factory=lambda: _Sequence(3)).fit(X, y)
+    assert str(err.value) == (
+        "The 'model_factory' module must return outputs of shape (batch, 1) (one logit) or "
+        "(batch, 2) (two logits) for a binary target. Got (batch, 3) instead."
+    )
+
+
+def test_a_module_that_fails_in_training_is_one_line_not_a_torch_error(monkeypatch):
+    X, y = _sequences()
+    setup = _search(model_factory=_Sequence).prepare(X, y)
+    stack = setup.data.path.build(_Sequence, [0])
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nmore")
+
+    stack.net.rnn.forward = out_of_memory
+    monkeypatch.setattr(StackPath, "build", lambda self, *args: stack)
+    with pytest.raises(ShrinkageError) as err:
+        run_chunk(setup.data, setup.specs[:1])
+    assert str(err.value) == (
+        "The 'model_factory' module failed while training on the fused path: RuntimeError: "
+        "CUDA out of memory. Tried to allocate 2 GiB"
+    )

@@ -255,9 +255,23 @@ class ChunkRun:
         return self.trainer.stack
 
     def train_to(self, epoch: int) -> None:
-        """Train every candidate up to ``epoch`` (from where they are)."""
+        """Train every candidate up to ``epoch`` (from where they are).
+
+        Raises:
+            ShrinkageError: the factory's module fails during training (one line, the
+                torch error chained).
+        """
         started = time.perf_counter()
-        self.trainer.run(max(0, int(epoch) - self.trainer.epoch))
+        try:
+            self.trainer.run(max(0, int(epoch) - self.trainer.epoch))
+        except (RuntimeError, IndexError, TypeError) as err:
+            if self.data.factory is None:
+                raise
+            message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ShrinkageError(
+                f"The 'model_factory' module failed while training on the "
+                f"{stack_path(self.data).name} path: {type(err).__name__}: {message[:160]}"
+            ) from err
         self.fit_time += (time.perf_counter() - started) / len(self.specs)
 
     def keep(self, indices: Sequence[int]) -> None:
