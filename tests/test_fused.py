@@ -441,6 +441,8 @@ def test_the_path_is_fused_where_every_layer_has_a_fused_form():
     assert path.name == "fused"
     assert path.reason == "every layer has a fused form (1 LSTM, 1 Linear; LSTM cell eager)"
     assert isinstance(path.build(lambda: Recurrent(nn.LSTM, 1), [0]), FusedStack)
+    assert path.max_candidates == 32  # on a CPU: recurrent stacks past 32 leave the cache
+    assert _path(lambda: nn.Sequential(nn.Flatten(), nn.Linear(21, 1))).max_candidates is None
 
 
 def test_a_module_without_a_fused_form_goes_to_torch_func_and_says_which():

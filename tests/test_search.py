@@ -557,3 +557,29 @@ def test_a_module_that_fails_in_training_is_one_line_not_a_torch_error(monkeypat
         "The 'model_factory' module failed while training on the fused path: RuntimeError: "
         "CUDA out of memory. Tried to allocate 2 GiB"
     )
+
+
+def test_recurrent_stacks_are_chunked_to_32_candidates_on_a_cpu():
+    X, y = _sequences()
+    setup = _search(model_factory=_Sequence, strengths=list(np.logspace(-4, -1, 6))).prepare(X, y)
+    assert setup.chunking["n_candidates"] == 36
+    assert (setup.chunking["n_chunks"], setup.chunking["candidates_per_chunk"]) == (2, 18)
+
+
+class _Scaled(_Sequence):
+    """A raw Parameter next to an LSTM: neither fused nor torch.func; the loop runs it."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return super().forward(x) * self.scale
+
+
+def test_what_nothing_else_runs_is_searched_one_candidate_after_the_other():
+    X, y = _sequences()
+    search = _search(model_factory=_Scaled, strengths=[1e-3]).fit(X, y)
+    assert search.chunking_["path"] == "loop"
+    assert "torch.func cannot run it" in search.chunking_["path_reason"]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()

@@ -423,6 +423,10 @@ class SearchCV(BaseEstimator):
             path = ("mlp", "the library's MLP: batched matrix products, hand-written backward")
         else:
             path = (stack_path(data).name, stack_path(data).reason)
+            most = stack_path(data).max_candidates
+            if most is not None and per_chunk > most:
+                n_chunks = math.ceil(len(specs) / most)
+                per_chunk = math.ceil(len(specs) / n_chunks)
         chunking: dict[str, Any] = {
             "n_candidates": len(specs),
             "n_chunks": n_chunks,

@@ -40,6 +40,9 @@ from shrinkage.search.engine._stack import (
 #: the paths of a factory's stack, fastest first
 PATHS = ("fused", "torch.func", "loop")
 
+#: candidates per chunk at most when fused recurrent layers train on a CPU (see StackPath)
+RECURRENT_CHUNK = 32
+
 
 class FusedStack(_WithBuffers):
     """K candidates of ``factory()`` as one network whose layers compute all K at once.
@@ -281,11 +284,17 @@ class StackPath:
         name: ``"fused"``, ``"torch.func"`` or ``"loop"`` (:data:`PATHS`).
         reason: one line: what was fused, or why the faster paths could not run.
         channels_last: the fused convolutions' output layout (:class:`FusedStack`).
+        max_candidates: the most candidates a chunk should hold, or None (no limit but
+            memory): on a CPU, fused recurrent layers keep every step's gates for the
+            backward pass, and past about 32 candidates those leave the cache (measured:
+            per candidate, a stack of 128 LSTMs costs 1.4x one of 32; ``bench/
+            search_networks.py``).
     """
 
     name: str
     reason: str
     channels_last: bool = True
+    max_candidates: int | None = None
 
     def build(
         self,
@@ -379,7 +388,10 @@ def choose_path(
             kinds += "; contiguous convolution outputs"
         if "LSTM" in stack.fused_layers:
             kinds += "; LSTM cell " + ("compiled" if is_compiled_lstm() else "eager")
-        path = StackPath("fused", f"every layer has a fused form ({kinds})", channels_last)
+        recurrent = {"LSTM", "GRU"} & set(stack.fused_layers)
+        most = RECURRENT_CHUNK if recurrent and torch.device(device).type == "cpu" else None
+        reason = f"every layer has a fused form ({kinds})"
+        path = StackPath("fused", reason, channels_last, most)
         return _checked(path, out, task, n_outputs)
     try:
         out = _train_step(StackedModule(factory, [0, 1], device), x)
