@@ -51,7 +51,8 @@ restore one candidate's whole training state, so a run can continue in another s
 process (chunked halving, resume, dask).
 
 Files: ``_stack.py`` (the stacked parameters, the MLP, ``torch.func`` and loop stacks),
-``_fused.py`` (the fused stack and the path choice) with its layers in ``_fused_layers.py``
+``_loop_stack.py`` (one candidate after the other), ``_fused.py`` (the fused stack and the
+path choice) with its layers in ``_fused_layers.py``
 (Linear, Embedding, norms, dropout), ``_fused_conv.py``, ``_fused_rnn.py`` (LSTM, GRU;
 ``_lstm_ext.py``, an optional compiled LSTM kernel) and ``_fused_attention.py``, ``_optim.py``
 (:class:`StackedOptimizer`), ``_penalty.py`` (:class:`StackPenalty`, per-candidate
@@ -63,12 +64,13 @@ strengths), ``_loop.py`` (:class:`StackTrainer`, :func:`train_stack`,
 from shrinkage._names import KINDS
 from shrinkage.search.engine._fused import PATHS, FusedStack, StackPath, choose_path
 from shrinkage.search.engine._loop import StackTrainer, predict_stack, train_stack
+from shrinkage.search.engine._loop_stack import LoopStack
 from shrinkage.search.engine._lstm_ext import enable_compiled_lstm, is_compiled_lstm
 from shrinkage.search.engine._memory import chunk_layout, estimate_bytes, parse_memory
 from shrinkage.search.engine._optim import StackedOptimizer
 from shrinkage.search.engine._penalty import StackPenalty, layer_strengths, per_layer_strengths
 from shrinkage.search.engine._settings import TrainSettings, check_elementwise_optimizer
-from shrinkage.search.engine._stack import LoopStack, StackedMLP, StackedModule
+from shrinkage.search.engine._stack import StackedMLP, StackedModule
 
 __all__ = [
     "KINDS",

@@ -9,7 +9,7 @@ the K minibatches folded into the batch dimension.
 
 :func:`choose_path` picks how a factory's candidates train: fused, else ``torch.func``
 (:class:`~shrinkage.search.engine._stack.StackedModule`), else one after the other
-(:class:`~shrinkage.search.engine._stack.LoopStack`), and says why.
+(:class:`~shrinkage.search.engine._loop_stack.LoopStack`), and says why.
 """
 
 from __future__ import annotations
@@ -26,15 +26,14 @@ from shrinkage._names import CLASSIFICATION
 from shrinkage.errors import ShrinkageError
 from shrinkage.search.engine import _fused_attention, _fused_conv, _fused_rnn  # noqa: F401
 from shrinkage.search.engine._fused_layers import Unsupported, _Fused, fuse_tree
+from shrinkage.search.engine._loop_stack import LoopStack
 from shrinkage.search.engine._lstm_ext import is_compiled_lstm
 from shrinkage.search.engine._stack import (
-    LoopStack,
     StackedModule,
     _draw,
     _Stack,
     _WithBuffers,
     dropout_generator,
-    module_from_state,
 )
 
 #: the paths of a factory's stack, fastest first
@@ -74,7 +73,6 @@ class FusedStack(_WithBuffers):
             architectures.
     """
 
-    uses_autograd = True
     uses_row_weights = True
 
     def __init__(
@@ -105,7 +103,7 @@ class FusedStack(_WithBuffers):
         self._cache: dict[str, object] = {}
         self._calls: dict[object, int] = {}
         self._workspace: dict[tuple, Tensor] = {}
-        self.net = fuse_tree(template, self)
+        self.net = self._runner = fuse_tree(template, self)
         self.net.train()
         kinds = Counter(m.kind for m in self.net.modules() if isinstance(m, _Fused))
         #: the fused layers by kind, e.g. ``{"Conv2d": 2, "Linear": 2}``
@@ -194,11 +192,6 @@ class FusedStack(_WithBuffers):
 
     # ----------------------------------------------------------------- the stack API
 
-    def _make_leaves(self) -> None:
-        self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
-        for leaf, grad in zip(self._leaves, self.grads):
-            leaf.grad = grad  # autograd accumulates in place: into the flat gradient buffer
-
     def _on_keep(self, index: Tensor) -> None:
         """After candidates left the stack (``_Stack.keep``): new leaves on the new flat
         buffers, and the kept candidates' buffers and dropout streams."""
@@ -234,20 +227,6 @@ class FusedStack(_WithBuffers):
                 f"the module's output {shape} does not keep the batch in its first dimension"
             )
         return out.reshape(k, width, *out.shape[1:])
-
-    def predict(self, x: Tensor) -> Tensor:
-        """Outputs for inputs ``(K, n, *in)``, in evaluation mode, without a graph."""
-        was = self.net.training
-        self.net.eval()
-        try:
-            with torch.no_grad():
-                return self.forward(x)
-        finally:
-            self.net.train(was)
-
-    def module(self, k: int) -> nn.Module:
-        """Candidate ``k`` as a standalone module (a fresh ``factory()`` with its state)."""
-        return module_from_state(self._factory, self.state(k), self.device)
 
     @torch.no_grad()
     def check(self, x: Tensor, rtol: float = 1e-4, atol: float = 1e-4) -> float:
@@ -426,10 +405,7 @@ def _checked(path: StackPath, out: Tensor, task: str, n_outputs: int) -> StackPa
         expected = f"(batch, {n_outputs}) (one logit per class)"
     else:
         expected = "(batch, 1) for a regression target"
+    got = ", ".join(["batch", *map(str, shape)])
     raise ShrinkageError(
-        f"The 'model_factory' module must return outputs of shape {expected}. "
-        f"Got (batch, {', '.join(map(str, shape))}) instead."
-        if shape
-        else f"The 'model_factory' module must return outputs of shape {expected}. "
-        "Got (batch,) instead."
+        f"The 'model_factory' module must return outputs of shape {expected}. Got ({got}) instead."
     )

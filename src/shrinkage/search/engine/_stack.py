@@ -2,14 +2,13 @@
 
 :class:`StackedMLP` is the fast path for the library's own MLP (``baddbmm`` forward, a
 hand-written backward); :class:`StackedModule` stacks any module a factory builds and runs
-it with ``torch.func`` (autograd backward); :class:`LoopStack` runs any module's candidates
-one after the other (the last resort, for what ``torch.func`` cannot batch). The fused stack
-of any module (one wider network) is :class:`~shrinkage.search.engine._fused.FusedStack`.
+it with ``torch.func`` (autograd backward). The fused stack of any module (one wider
+network) is :class:`~shrinkage.search.engine._fused.FusedStack`; the loop of candidates one
+after the other, :class:`~shrinkage.search.engine._loop_stack.LoopStack`.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -366,7 +365,43 @@ _ACTIVATION_FUNCTIONS: dict[str, tuple[Callable, Callable | None, Callable]] = {
 }
 
 
-class StackedModule(_Stack):
+class _ModuleStack(_Stack):
+    """A stack that runs a module with autograd: the parameters as leaves whose ``.grad``
+    is the flat gradient buffer, evaluation-mode prediction, a candidate as a module.
+
+    Subclasses set ``self._runner`` (the module whose train/eval mode the forward follows)
+    and ``self._factory``, and call :meth:`_make_leaves`.
+    """
+
+    uses_autograd = True
+    _runner: nn.Module
+    _factory: Callable[[], nn.Module]
+
+    def _make_leaves(self) -> None:
+        self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
+        for leaf, grad in zip(self._leaves, self.grads):
+            # Autograd accumulates into an existing .grad in place: into the flat buffer.
+            leaf.grad = grad
+
+    def _on_keep(self, index: Tensor) -> None:
+        self._make_leaves()
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Outputs for inputs ``(K, n, *in)``, in evaluation mode, without a graph."""
+        was = self._runner.training
+        self._runner.eval()
+        try:
+            with torch.no_grad():
+                return self.forward(x)  # type: ignore[attr-defined]
+        finally:
+            self._runner.train(was)
+
+    def module(self, k: int) -> nn.Module:
+        """Candidate ``k`` as a standalone module (a fresh ``factory()`` with its state)."""
+        return module_from_state(self._factory, self.state(k), self.device)
+
+
+class StackedModule(_ModuleStack):
     """K copies of any ``nn.Module`` from a factory, run with ``torch.func`` (autograd).
 
     The forward pass is ``vmap(functional_call(module, params_k, x_k))`` over the
@@ -394,8 +429,6 @@ class StackedModule(_Stack):
             ``track_running_stats=False``, ``GroupNorm`` or ``LayerNorm``).
     """
 
-    uses_autograd = True
-
     def __init__(
         self,
         factory: Callable[[], nn.Module],
@@ -406,18 +439,9 @@ class StackedModule(_Stack):
         super().__init__(len(seeds), names, shapes, penalized, device)
         for k, seed in enumerate(seeds):
             self.load_state(k, dict(drawn[int(seed)].named_parameters()))
-        self.module_template = drawn[int(seeds[0])].to(device)
+        self.module_template = self._runner = drawn[int(seeds[0])].to(device)
         self._make_leaves()
         self._factory = factory
-
-    def _make_leaves(self) -> None:
-        self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
-        for leaf, grad in zip(self._leaves, self.grads):
-            # Autograd accumulates into an existing .grad in place: into the flat buffer.
-            leaf.grad = grad
-
-    def _on_keep(self, index: Tensor) -> None:
-        self._make_leaves()
 
     def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return torch.func.functional_call(self.module_template, params, (x,))
@@ -427,22 +451,8 @@ class StackedModule(_Stack):
         params = dict(zip(self.names, self._leaves))
         return torch.vmap(self._call, in_dims=(0, 0), randomness="different")(params, x)
 
-    def predict(self, x: Tensor) -> Tensor:
-        """Outputs for inputs ``(K, n, *in)``, in evaluation mode, without a graph."""
-        was = self.module_template.training
-        self.module_template.eval()
-        try:
-            with torch.no_grad():
-                return self.forward(x)
-        finally:
-            self.module_template.train(was)
 
-    def module(self, k: int) -> nn.Module:
-        """Candidate ``k`` as a standalone module (a fresh ``factory()`` with its weights)."""
-        return module_from_state(self._factory, self.state(k), self.device)
-
-
-class _WithBuffers(_Stack):
+class _WithBuffers(_ModuleStack):
     """A stack that also carries each candidate's buffers (BatchNorm running statistics) as
     ``(K, *shape)`` tensors, in :meth:`state` and :meth:`load_state` with the parameters.
 
@@ -485,118 +495,6 @@ def dropout_generator(seed: int, device: str | torch.device = "cpu") -> torch.Ge
     :func:`shrinkage.models.dropout_seed` ``(seed)``, the seed a single fit gives
     :func:`~shrinkage.training.fit_model` (``dropout_seed=...``) to draw the same masks."""
     return torch.Generator(device=device).manual_seed(dropout_seed(seed))
-
-
-class LoopStack(_WithBuffers):
-    """K copies of any ``nn.Module``, each candidate's forward run after the other's.
-
-    The last resort for what neither the fused stack nor ``torch.func`` can batch: the
-    forward pass of candidate ``k`` is ``functional_call(module, params_k + buffers_k,
-    x_k[:n_k])`` on its ``n_k`` real rows only (padding is left out, so BatchNorm sees
-    exactly the single model's batch), with the global RNG set to the candidate's own
-    dropout stream (:func:`dropout_generator`) for the call. So each candidate computes
-    exactly what it computes trained alone with ``fit_model(..., dropout_seed=...)``; the
-    training loop, the optimizer step and the penalty update are still one for all K.
-
-    Args:
-        factory: ``() -> nn.Module``; every call must build the same architecture.
-        seeds: one integer seed per candidate (initialization and dropout stream).
-        device: where the stack lives.
-    """
-
-    uses_autograd = True
-    uses_row_weights = True
-
-    def __init__(
-        self,
-        factory: Callable[[], nn.Module],
-        seeds: Sequence[int],
-        device: str | torch.device = "cpu",
-    ) -> None:
-        drawn, names, shapes, penalized = _draw(factory, seeds, allow_buffers=True)
-        super().__init__(len(seeds), names, shapes, penalized, device)
-        self._init_buffers([drawn[int(s)] for s in seeds], device)
-        for k, seed in enumerate(seeds):
-            self.load_state(k, dict(drawn[int(seed)].named_parameters()))
-        self.template = copy.deepcopy(drawn[int(seeds[0])]).to(device)
-        self._rng = [dropout_generator(int(s), self.device).get_state() for s in seeds]
-        self._make_leaves()
-        self._factory = factory
-
-    def _make_leaves(self) -> None:
-        self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
-        for leaf, grad in zip(self._leaves, self.grads):
-            leaf.grad = grad
-
-    def _on_keep(self, index: Tensor) -> None:
-        self._make_leaves()
-        self._keep_buffers(index)
-        self._rng = [self._rng[int(i)] for i in index.tolist()]
-
-    def random_state(self, k: int) -> Tensor:
-        """Candidate ``k``'s dropout stream."""
-        return self._rng[k].clone()
-
-    def set_random_state(self, k: int, state: Tensor) -> None:
-        """Continue candidate ``k``'s dropout stream from ``state``."""
-        self._rng[k] = torch.as_tensor(state, dtype=torch.uint8).cpu().clone()
-
-    def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
-        """Outputs ``(K, B, *out)`` for inputs ``(K, B, *in)``; rows weighing 0 are padding
-        (their outputs are 0)."""
-        k, width = x.shape[:2]
-        rows = [width] * k if weight is None else (weight > 0).sum(1).tolist()
-        outs: list[Tensor | None] = []
-        generator = _default_generator(self.device) if self.template.training else None
-        for c in range(k):
-            if rows[c] == 0:
-                outs.append(None)
-                continue
-            values = {n: leaf[c] for n, leaf in zip(self.names, self._leaves)}
-            values.update({n: b[c] for n, b in zip(self.buffer_names, self.buffers)})
-            inputs = x[c, : rows[c]]
-            if generator is None:
-                outs.append(torch.func.functional_call(self.template, values, (inputs,)))
-                continue
-            saved = generator.get_state()
-            generator.set_state(self._rng[c])
-            try:
-                outs.append(torch.func.functional_call(self.template, values, (inputs,)))
-            finally:
-                self._rng[c] = generator.get_state()
-                generator.set_state(saved)
-        like = next(o for o in outs if o is not None)
-        full = []
-        for out, n in zip(outs, rows):
-            if out is None:
-                full.append(like.new_zeros(width, *like.shape[1:]))
-            elif n < width:
-                full.append(torch.cat([out, out.new_zeros(width - n, *out.shape[1:])]))
-            else:
-                full.append(out)
-        return torch.stack(full)
-
-    def predict(self, x: Tensor) -> Tensor:
-        """Outputs for inputs ``(K, n, *in)``, in evaluation mode, without a graph."""
-        was = self.template.training
-        self.template.eval()
-        try:
-            with torch.no_grad():
-                return self.forward(x)
-        finally:
-            self.template.train(was)
-
-    def module(self, k: int) -> nn.Module:
-        """Candidate ``k`` as a standalone module (a fresh ``factory()`` with its state)."""
-        return module_from_state(self._factory, self.state(k), self.device)
-
-
-def _default_generator(device: torch.device) -> torch.Generator:
-    """The global generator dropout draws from on ``device``."""
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return torch.cuda.default_generators[index]
-    return torch.default_generator
 
 
 def _build(factory: Callable[[], nn.Module], seed: int, allow_buffers: bool = False) -> nn.Module:
