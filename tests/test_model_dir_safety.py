@@ -291,8 +291,7 @@ CASES = [
     (
         "json-version",
         json_set("format_version", value=99),
-        f"The model file '{JSON}' has format version 99; this shrinkage 0.1.0 reads versions "
-        "1, 2.",
+        f"The model file '{JSON}' has format version 99; this shrinkage 0.1.0 reads versions 1, 2.",
     ),
     (
         "json-estimator",

@@ -33,7 +33,7 @@ MAX_PARAMETERS = 2**30
 MAX_CLASSES = 100_000
 MAX_FEATURES = MAX_WIDTH
 MAX_EPOCHS = 10**7
-MAX_TEXT = 10_000
+MAX_TEXT = 2**20
 #: The most values (list items and mapping entries, all levels) of a sub-configuration.
 MAX_ITEMS = 1_000_000
 
