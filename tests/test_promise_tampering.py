@@ -21,6 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from _hostile import check_refused, run_cli, snapshot, tiny_tune
@@ -296,6 +297,24 @@ def _states_junk(copy: Path) -> None:
     _chunk(copy, ".safetensors").write_bytes(b"\x00" * 128)
 
 
+def _states_reshaped(copy: Path) -> None:
+    """Weights of the wrong shape under a recorded checksum (an attacker's consistent edit):
+    a (1,) tensor would broadcast into any weight if it were copied unchecked."""
+    import hashlib
+
+    from safetensors.numpy import load, save
+
+    path = _chunk(copy, ".safetensors")
+    flat = {name: np.zeros(1, np.float32) for name in load(path.read_bytes())}
+    data = save(flat, metadata={"format": "shrinkage.checkpoint"})
+    path.write_bytes(data)
+    payload = json.loads(_chunk(copy).read_text())
+    payload["states"] = hashlib.sha256(data).hexdigest()
+    _chunk(copy).write_text(json.dumps(payload))
+    for refined in (copy / "out" / "chunks").glob("refine-chunk-*"):
+        refined.unlink()  # as if killed before the refinement: it must start from these
+
+
 RESUME = [
     ("not-json", _chunk_text("{nope"), "(it is not valid JSON: "),
     ("a-list", _chunk_text("[]"), "(it is not a shrinkage checkpoint)"),
@@ -331,6 +350,11 @@ RESUME = [
     ("sparse-300MiB", _sparse_chunk, "is 314572800 bytes; at most"),
     ("fifo", _chunk_fifo, "is a FIFO (named pipe), not a regular file"),
     ("states-junk", _states_junk, "does not match the checksum its .json file records"),
+    (
+        "states-reshaped-rehashed",
+        _states_reshaped,
+        "The warm-start weights of candidate 4 (from a checkpoint) do not fit the network",
+    ),
 ]
 
 
@@ -342,5 +366,8 @@ def test_a_tampered_chunk_is_refused_by_resume(copy, capsys, tamper, expected):
     before = snapshot(copy)
     code, out, err = run_cli([*_TUNE, "--resume"], capsys)
     check_refused(code, out, err, expected)
-    assert "grid-chunk-00000" in err
-    assert snapshot(copy) == before
+    assert "grid-chunk-00000" in err or "checkpoint" in err
+    after = snapshot(copy)
+    if "warm-start" in expected:  # refused in the refinement, after the grid's results.csv
+        del before["out/results.csv"], after["out/results.csv"]
+    assert after == before

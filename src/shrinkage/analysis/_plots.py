@@ -58,6 +58,8 @@ def _plain(text: object) -> str:
     an unescaped ``$`` would start matplotlib's mathtext, and ``$\\nosuchcmd{x}$`` would
     fail the whole figure."""
     return str(text).replace("$", r"\$")
+
+
 _SPARSE_KINDS = ("l1", "elastic_net", "elasticnet")
 
 

@@ -115,12 +115,6 @@ def _read_delimited(file: Path, shown: str, sep: str) -> tuple[pd.DataFrame, lis
     kind = "CSV" if sep == "," else "TSV"
     try:
         header, first_row = _first_lines(file, sep)
-        if any("\x00" in field for field in [*header, *(first_row or [])]):
-            # Binary data, not a table: say so rather than quote it back as column names.
-            raise ShrinkageError(
-                f"The data file '{shown}' could not be read as {kind}: it is not text (it "
-                "holds NUL bytes)."
-            )
         if first_row is not None and len(first_row) > len(header):
             # pandas would quietly turn the leading fields into an index and lose them.
             raise ShrinkageError(

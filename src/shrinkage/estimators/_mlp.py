@@ -389,16 +389,17 @@ class _BaseMLP(BaseEstimator):
         with torch.no_grad():
             return self.model_.hidden(features, int(layer)).cpu().numpy()
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, *, overwrite: bool = True) -> Path:
         """Save the fitted model to ``directory`` (see :func:`shrinkage.estimators.save`).
 
         Args:
-            directory: the model directory to create or replace.
+            directory: the model directory to create, or whose model to replace.
+            overwrite: replace a model already there (False refuses it).
 
         Returns:
             The directory.
         """
-        return _persistence.save(self, directory)
+        return _persistence.save(self, directory, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> _BaseMLP:
