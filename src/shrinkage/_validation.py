@@ -43,8 +43,21 @@ def check_int(value: object, name: str, low: int) -> int:
 
 
 def check_threads(value: object, name: str = "n_threads") -> int:
-    """A thread count: an integer in ``[1, CPUs of this machine]`` (more threads than CPUs
-    only wait for each other, and an absurd count exhausts memory in the OpenMP runtime)."""
+    """A thread count: an integer in ``[1, os.cpu_count()]``.
+
+    More threads than CPUs only wait for each other, and an absurd count (``100000``)
+    exhausts memory in the OpenMP runtime before any work starts.
+
+    Args:
+        value: what the user passed.
+        name: the parameter's name in the message (``"--threads"`` on the command line).
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        ShrinkageError: anything else.
+    """
     high = max(1, os.cpu_count() or 1)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= high:
         raise ShrinkageError(

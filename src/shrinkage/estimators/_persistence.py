@@ -143,8 +143,15 @@ def _owned_model_json(folder: Path) -> dict[str, Any] | None:
 
 
 def is_model_dir(directory: str | os.PathLike) -> bool:
-    """Whether ``directory`` holds a shrinkage model (a ``model.json`` whose ``format`` field
-    says so), damaged or not."""
+    """Whether ``directory`` holds a shrinkage model, damaged or not.
+
+    Args:
+        directory: any path.
+
+    Returns:
+        True when it is a directory whose ``model.json`` is JSON with ``"format":
+        "shrinkage.model"``.
+    """
     folder = Path(os.fspath(directory))
     return folder.is_dir() and _owned_model_json(folder) is not None
 
@@ -418,6 +425,12 @@ def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:
 
 def weights_path(directory: str | os.PathLike) -> Path:
     """The weights file of the model saved in ``directory`` (what its ``model.json`` names).
+
+    Args:
+        directory: the model directory.
+
+    Returns:
+        ``directory / "weights-<16 hex>.safetensors"`` (``weights.safetensors`` for format 1).
 
     Raises:
         ShrinkageError: as :func:`read_metadata`.

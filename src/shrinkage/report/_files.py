@@ -353,7 +353,13 @@ def check_results_dir(out_dir: str | os.PathLike, option: str = "--output") -> P
 
 
 def claim_results_dir(out_dir: str | os.PathLike) -> None:
-    """Create ``out_dir`` (and its parents) and mark it as a results directory of ours."""
+    """Create ``out_dir`` (and its parents) and mark it as a results directory of ours.
+
+    Call :func:`check_results_dir` first; an existing ``tune.json`` is kept as it is.
+
+    Args:
+        out_dir: the directory.
+    """
     folder = Path(os.fspath(out_dir))
     folder.mkdir(parents=True, exist_ok=True)
     if _manifest(folder) is None:
@@ -366,13 +372,27 @@ def _write_manifest(folder: Path, files: list[str]) -> None:
 
 
 def owned_files(out_dir: str | os.PathLike) -> list[str]:
-    """The files (relative paths) ``tune.json`` lists as written by us in ``out_dir``."""
+    """The files ``tune.json`` lists as written by us in ``out_dir``.
+
+    Args:
+        out_dir: a results directory.
+
+    Returns:
+        Paths relative to ``out_dir`` (empty when it has no valid ``tune.json``).
+    """
     meta = _manifest(Path(os.fspath(out_dir)))
     return [] if meta is None else list(meta["files"])
 
 
 def record_files(out_dir: str | os.PathLike, names: list[str]) -> None:
-    """Add ``names`` (paths relative to ``out_dir``) to the files ``tune.json`` lists."""
+    """Add ``names`` to the files ``tune.json`` lists (rewritten atomically when it changes).
+
+    List a file *before* writing it: then the list always covers what is on disk.
+
+    Args:
+        out_dir: a results directory (claimed by :func:`claim_results_dir`).
+        names: paths relative to ``out_dir``.
+    """
     folder = Path(os.fspath(out_dir))
     listed = owned_files(folder)
     new = [name for name in names if name not in listed]
@@ -381,7 +401,12 @@ def record_files(out_dir: str | os.PathLike, names: list[str]) -> None:
 
 
 def forget_files(out_dir: str | os.PathLike, names: list[str]) -> None:
-    """Remove ``names`` from the files ``tune.json`` lists (once they are deleted)."""
+    """Remove ``names`` from the files ``tune.json`` lists, once they are deleted.
+
+    Args:
+        out_dir: a results directory.
+        names: paths relative to ``out_dir``.
+    """
     folder = Path(os.fspath(out_dir))
     listed = owned_files(folder)
     kept = [name for name in listed if name not in set(names)]

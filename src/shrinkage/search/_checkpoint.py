@@ -135,8 +135,15 @@ def _unreadable(path: Path, why: str) -> ShrinkageError:
 
 
 def is_checkpoint_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a checkpoint file this module wrote (a chunk's JSON or states), by
-    the ``format`` field inside it."""
+    """Whether ``path`` is a checkpoint file this module wrote, by the ``format`` field
+    inside it (a chunk's JSON, or its states' safetensors metadata).
+
+    Args:
+        path: a file (a missing or unreadable one is not a checkpoint).
+
+    Returns:
+        True for a checkpoint file of ours.
+    """
     path = Path(path)
     try:
         if path.suffix == ".json":
