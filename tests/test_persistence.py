@@ -297,7 +297,7 @@ def test_an_interrupted_save_leaves_the_previous_model_intact(classifier, saved,
         real_write(path, data)
 
     monkeypatch.setattr(persist, "atomic_write", failing_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ShrinkageError, match=r"could not be written: disk full\.$"):
         save(other, saved)
     monkeypatch.undo()
     assert calls[-1] == "model.json" and calls[0].startswith("weights-")
@@ -359,3 +359,11 @@ def test_a_format_1_model_still_loads_and_is_upgraded_by_the_next_save(classifie
     save(classifier, saved)
     assert sorted(os.listdir(saved)) == ["model.json", path.name]
     assert json.loads((saved / "model.json").read_text())["format_version"] == 2
+
+
+def test_a_save_where_nothing_can_be_written_is_one_line(classifier):
+    with pytest.raises(ShrinkageError) as err:
+        save(classifier, "/proc/shrinkage-model")
+    assert str(err.value).startswith(
+        "The model directory '/proc/shrinkage-model' could not be written: "
+    )

@@ -172,14 +172,14 @@ Examples:
 )
 @click.option(
     "--candidates",
-    type=int,
+    type=Integer(),
     default=243,
     show_default=True,
     help="Configurations of --per-layer (grid ones included).",
 )
 @click.option(
     "--zero-probability",
-    type=float,
+    type=Number(),
     default=0.25,
     show_default=True,
     help="--per-layer: chance that a layer is left unpenalized.",
@@ -196,8 +196,12 @@ Examples:
     default=None,
     help="Successive halving inside the stack (default: on with --per-layer).",
 )
-@click.option("--halving-factor", type=int, default=3, show_default=True, help="Halving's eta.")
-@click.option("--min-epochs", type=int, default=None, help="Epochs of the first rung (default 1).")
+@click.option(
+    "--halving-factor", type=Integer(), default=3, show_default=True, help="Halving's eta."
+)
+@click.option(
+    "--min-epochs", type=Integer(), default=None, help="Epochs of the first rung (default 1)."
+)
 @click.option(
     "--keep-grid/--drop-grid",
     default=True,
@@ -437,7 +441,9 @@ def _remove_chunks(out: Path) -> None:
     those that identify themselves as checkpoints; nothing else."""
     from shrinkage.report import CHUNKS_DIR, forget_files, owned_files
 
-    pattern = re.compile(rf"{CHUNKS_DIR}/(grid|refine)-chunk-[0-9]{{5}}\.(json|safetensors)")
+    pattern = re.compile(
+        rf"{CHUNKS_DIR}/(grid|refine|rung[0-9]+)-chunk-[0-9]{{5}}\.(json|safetensors)"
+    )
     listed = [name for name in owned_files(out) if pattern.fullmatch(name)]
     stale = sorted(set(listed) | set(_chunk_files(out)))
     for name in stale:

@@ -105,7 +105,9 @@ _READ_ATTEMPTS = 8
 
 _VERSIONED = re.compile(r"weights-[0-9a-f]{16}\.safetensors")
 # What a killed save can leave: atomic_write's temporaries of our two kinds of file.
-_LEFTOVER = re.compile(r"\.(model\.json|weights-[0-9a-f]{16}\.safetensors)\..+\.tmp")
+_LEFTOVER = re.compile(
+    r"\.(model\.json|weights-[0-9a-f]{16}\.safetensors)\..+\.tmp|\.shrinkage-probe-.+"
+)
 
 #: The estimator classes a model directory may hold, by class name (see :func:`register`).
 _CLASSES: dict[str, type] = {}
@@ -288,8 +290,9 @@ def save(
         The directory.
 
     Raises:
-        ShrinkageError: the estimator is not fitted, the directory cannot be used, or
-            another process is saving to it at the same moment.
+        ShrinkageError: the estimator is not fitted, the directory cannot be used or
+            written (the model there, if any, is then unchanged), or another process is
+            saving to it at the same moment.
 
     Example:
         >>> save(clf, "model/")  # doctest: +SKIP
@@ -304,7 +307,8 @@ def save(
         raise ShrinkageError(
             f"save() handles {', '.join(_CLASSES) or 'registered estimators'}; got {name}."
         )
-    folder = check_output_dir(directory, overwrite=overwrite)
+    folder = Path(os.fspath(directory))
+    _check_target(folder, overwrite)
 
     config, tensors = estimator._to_config()
     tensors = {k: t.detach().to("cpu", torch.float32).contiguous() for k, t in tensors.items()}
@@ -329,16 +333,22 @@ def save(
     }
     text = json.dumps(meta, indent=2, allow_nan=False)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder):
-        # Again under the lock: another process may have saved here since the first check.
-        current = _check_target(folder, overwrite)
-        atomic_write(folder / weights, data)
-        fsync_path(folder)
-        atomic_write(folder / MODEL_FILE, text)  # the commit
-        fsync_path(folder)
-        keep = {weights} | ({current} if current and _VERSIONED.fullmatch(current) else set())
-        _clean(folder, keep, retired=current if current == WEIGHTS_FILE else None)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            # Again under the lock: another process may have saved here since the first check.
+            current = _check_target(folder, overwrite)
+            atomic_write(folder / weights, data)
+            fsync_path(folder)
+            atomic_write(folder / MODEL_FILE, text)  # the commit
+            fsync_path(folder)
+            keep = {weights} | ({current} if current and _VERSIONED.fullmatch(current) else set())
+            _clean(folder, keep, retired=current if current == WEIGHTS_FILE else None)
+    except OSError as err:  # a full disk, a read-only or vanished folder: the old model stays
+        reason = err.strerror or " ".join(str(err).split()) or type(err).__name__
+        raise ShrinkageError(
+            f"The model directory '{folder}' could not be written: {reason}."
+        ) from None
     return folder
 
 

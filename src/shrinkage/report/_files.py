@@ -315,8 +315,9 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
 def check_results_dir(out_dir: str | os.PathLike, option: str = "--output") -> Path:
     """Check, before any work, that ``shrinkage tune`` may write its results in ``out_dir``.
 
-    It must be new, an empty directory, or a results directory that ``tune`` wrote (marked
-    by ``tune.json``), and files must be creatable there.
+    It must be new, an empty directory (empty subdirectories allowed), or a results
+    directory that ``tune`` wrote (marked by ``tune.json``), and files must be creatable
+    there.
 
     Args:
         out_dir: the directory.
@@ -342,7 +343,7 @@ def check_results_dir(out_dir: str | os.PathLike, option: str = "--output") -> P
         raise ShrinkageError(
             f"The '{option}' path '{folder}' {path_problem(folder, err)}."
         ) from None
-    if entries and _manifest(folder) is None:
+    if entries and _manifest(folder) is None and _holds_files(folder):
         raise ShrinkageError(
             f"The '{option}' directory '{folder}' is not empty and is not a results directory "
             f"of shrinkage tune (it has no {MANIFEST_FILE}); nothing in it is replaced. Choose "
@@ -350,6 +351,17 @@ def check_results_dir(out_dir: str | os.PathLike, option: str = "--output") -> P
         )
     check_writable_folder(folder, f"The '{option}' directory")
     return folder
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether anything but (nested) empty directories is in ``folder``: those are no one's
+    work, and a directory of them counts as empty."""
+    for _, _, files in os.walk(folder):
+        if files:
+            return True
+    return any(
+        os.path.islink(os.path.join(root, d)) for root, dirs, _ in os.walk(folder) for d in dirs
+    )
 
 
 def claim_results_dir(out_dir: str | os.PathLike) -> None:
