@@ -589,24 +589,35 @@ def test_a_kernel_that_cannot_be_built_is_one_line_and_the_eager_path_runs(monke
 # --- candidates leaving the stack (successive halving, #13) -----------------------------------
 
 
+def _norm_drop_run(stack_type, optimizer):
+    """What a StackTrainer needs for NormDrop's three candidates, and a trainer factory."""
+    X, y = _inputs("cnn"), _target("classification", 3)
+    settings = _settings("classification", 3, optimizer, "gradient", epochs=2)
+    seeds = [c[1] for c in CANDIDATES]
+    n_layers = stack_type(NormDrop, seeds[:1]).n_layers
+    strengths = [layer_strengths(c[2], c[3], n_layers, c[4]) for c in CANDIDATES]
+    l1 = torch.tensor([a for a, _ in strengths])
+    l2 = torch.tensor([b for _, b in strengths])
+    rows = [FOLDS[c[0]] for c in CANDIDATES]
+
+    def trainer():
+        stack = stack_type(NormDrop, seeds)
+        return stack, _loop.StackTrainer(stack, X, y, rows, seeds, l1, l2, settings)
+
+    return trainer
+
+
 @pytest.mark.parametrize("stack_type", [FusedStack, LoopStack])
 def test_candidates_that_stay_in_a_shrunk_stack_train_on_as_before(stack_type):
     """keep() rebuilds the flat buffers; the fused layers, the leaves, the buffers
     (running statistics) and the dropout streams follow through ``_on_keep``."""
-    X, y = _inputs("cnn"), _target("classification", 3)
-    settings = _settings("classification", 3, "adam", "gradient", epochs=2)
-    seeds = [c[1] for c in CANDIDATES]
-    whole = stack_type(NormDrop, seeds)
-    strengths = [layer_strengths(c[2], c[3], whole.n_layers, c[4]) for c in CANDIDATES]
-    l1 = torch.tensor([a for a, _ in strengths])
-    l2 = torch.tensor([b for _, b in strengths])
-    rows = [FOLDS[c[0]] for c in CANDIDATES]
-    _loop.StackTrainer(whole, X, y, rows, seeds, l1, l2, settings).run(2)
-    shrunk = stack_type(NormDrop, seeds)
-    trainer = _loop.StackTrainer(shrunk, X, y, rows, seeds, l1, l2, settings)
-    trainer.run(1)
-    trainer.keep([2, 0])
-    trainer.run(1)
+    trainer = _norm_drop_run(stack_type, "adam")
+    whole, run = trainer()
+    run.run(2)
+    shrunk, run = trainer()
+    run.run(1)
+    run.keep([2, 0])
+    run.run(1)
     assert shrunk.k == 2
     for new, old in enumerate([2, 0]):
         for name, value in whole.state(old).items():
@@ -617,23 +628,16 @@ def test_candidates_that_stay_in_a_shrunk_stack_train_on_as_before(stack_type):
 def test_a_candidate_continues_in_another_stack_from_its_exported_state(stack_type):
     """Running statistics and the dropout stream travel with the weights and the optimizer
     (a halving rung in another chunk, a resumed search)."""
-    X, y = _inputs("cnn"), _target("classification", 3)
-    settings = _settings("classification", 3, "sgd", "gradient", epochs=2)
-    seeds = [c[1] for c in CANDIDATES]
-    whole = stack_type(NormDrop, seeds)
-    strengths = [layer_strengths(c[2], c[3], whole.n_layers, c[4]) for c in CANDIDATES]
-    l1 = torch.tensor([a for a, _ in strengths])
-    l2 = torch.tensor([b for _, b in strengths])
-    rows = [FOLDS[c[0]] for c in CANDIDATES]
-    _loop.StackTrainer(whole, X, y, rows, seeds, l1, l2, settings).run(2)
-    first = _loop.StackTrainer(stack_type(NormDrop, seeds), X, y, rows, seeds, l1, l2, settings)
+    trainer = _norm_drop_run(stack_type, "sgd")
+    whole, run = trainer()
+    run.run(2)
+    _, first = trainer()
     first.run(1)
     assert "dropout_generator" in first.state(0) and "net.1.running_var" in first.state(0)
-    moved = stack_type(NormDrop, seeds)
-    second = _loop.StackTrainer(moved, X, y, rows, seeds, l1, l2, settings)
-    for k in range(len(seeds)):
+    moved, second = trainer()
+    for k in range(len(CANDIDATES)):
         second.load_state(k, {n: t.numpy() for n, t in first.state(k).items()})
     second.run(1)
-    for k in range(len(seeds)):
+    for k in range(len(CANDIDATES)):
         for name, value in whole.state(k).items():
             torch.testing.assert_close(moved.state(k)[name], value, atol=1e-6, rtol=0)

@@ -51,6 +51,15 @@ __all__ = [
 ]
 
 _LAMBDA = "penalty strength λ"
+
+
+def _plain(text: object) -> str:
+    """A label from the user's data (a column name, a placement) drawn as the text it is:
+    an unescaped ``$`` would start matplotlib's mathtext, and ``$\\nosuchcmd{x}$`` would
+    fail the whole figure."""
+    return str(text).replace("$", r"\$")
+
+
 _SPARSE_KINDS = ("l1", "elastic_net", "elasticnet")
 
 
@@ -173,7 +182,7 @@ def plot_validation_curve(
     compact = len(groups) > 2
     for i, (label, rows) in enumerate(groups):
         color = f"C{i % 10}"
-        name = f"{label} " if label else ""
+        name = f"{_plain(label)} " if label else ""
         refined = rows[~grid_rows(rows) & (rows["param_strength"] > 0)]
         rows = rows[grid_rows(rows)]
         zero, rows = rows[rows["param_strength"] <= 0], rows[rows["param_strength"] > 0]
@@ -361,7 +370,7 @@ def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
                 color=color,
                 linestyle=":",
                 linewidth=1,
-                label=f"layer {layer}, λ = 0",
+                label=f"layer {_plain(layer)}, λ = 0",
             )
         for p_pos, placement in enumerate(placements):
             rows = mine[(mine["placement"] == placement) & (mine["strength"] > 0)]
@@ -372,7 +381,7 @@ def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
                 color=color,
                 linestyle=styles[p_pos % len(styles)],
                 marker=".",
-                label=f"layer {layer}, penalty on {placement}",
+                label=f"layer {_plain(layer)}, penalty on {_plain(placement)}",
             )
     _log_scale(ax)
     ax.set_xlabel(_LAMBDA)
@@ -428,7 +437,7 @@ def plot_weight_histograms(
         axis.hist(
             values[0], bins=edges, histtype="step", color="C3", linewidth=1.6, label=labels[0]
         )
-        axis.set_title(f"{name} {tuple(weights.shape)}", fontsize="small")
+        axis.set_title(f"{_plain(name)} {tuple(weights.shape)}", fontsize="small")
         axis.set_xlabel("weight")
         if i == 0:
             axis.set_ylabel("count")
@@ -576,7 +585,7 @@ def plot_decision_boundary(
     else:
         ax.scatter(points[:, 0], points[:, 1], s=10, color="black")
     names = list(frame.columns) if frame is not None else ["x₁", "x₂"]
-    ax.set_xlabel(str(names[0]))
-    ax.set_ylabel(str(names[1]))
+    ax.set_xlabel(_plain(names[0]))
+    ax.set_ylabel(_plain(names[1]))
     ax.set_title("Decision boundary")
     return ax

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from shrinkage.cli._common import OneLineCommand, TrainingProgress, console
+from shrinkage.cli._common import OneLineCommand, TrainingProgress, check_output_file, console
 
 __all__ = [
     "DemoConfig",
@@ -251,6 +251,13 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
     """
     import torch
 
+    from shrinkage._io import check_writable_folder
+
+    report_path = Path(output) / "report.html"
+    if Path(output).is_dir():  # checked before a minute of training, not after
+        check_output_file(report_path)
+    else:
+        check_writable_folder(output, "The '--output' folder")
     started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(DEMO_THREADS)
@@ -283,8 +290,9 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
         out.print(line)
     from shrinkage.cli._workflows import write_demo_report
 
+    Path(output).mkdir(parents=True, exist_ok=True)
     report = write_demo_report(
-        Path(output) / "report.html",
+        report_path,
         tuned.estimator,
         rows[0].estimator,
         *moons_split(),

@@ -9,7 +9,9 @@ import click
 
 from shrinkage._names import PENALTY_NAMES
 from shrinkage.cli._common import (
+    Integer,
     IntList,
+    Number,
     OneLineCommand,
     Strength,
     TrainingProgress,
@@ -17,7 +19,7 @@ from shrinkage.cli._common import (
     data_options,
     training_options,
 )
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, TrainingDiverged
 
 __all__ = ["fit"]
 
@@ -63,6 +65,10 @@ def _penalty(options: dict[str, Any]) -> tuple[str, float] | None:
             )
         return chosen[0], options[chosen[0]]
     if chosen:
+        if options["penalty"].lower() == "none" and strength is not None:
+            raise ShrinkageError(
+                f"--strength {strength:g} has no effect with --penalty none; drop one of them."
+            )
         return options["penalty"].lower(), 1e-4 if strength is None else strength
     if strength is not None:
         return "l2", strength
@@ -91,7 +97,7 @@ Examples:
 )
 @click.option("--strength", type=Strength("strength"), help="Strength of --penalty.")
 @click.option(
-    "--l1-ratio", type=float, default=0.5, show_default=True, help="Elastic net share of L1."
+    "--l1-ratio", type=Number(), default=0.5, show_default=True, help="Elastic net share of L1."
 )
 @click.option(
     "--placement",
@@ -108,9 +114,9 @@ Examples:
 @training_options
 @click.option("--impute", is_flag=True, help="Fill missing features (median / most frequent).")
 @click.option("--early-stopping", is_flag=True, help="Stop on a held-out validation split.")
-@click.option("--validation-fraction", type=float, default=0.1, show_default=True)
-@click.option("--patience", type=int, default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--validation-fraction", type=Number(), default=0.1, show_default=True)
+@click.option("--patience", type=Integer(), default=10, show_default=True)
+@click.option("--seed", type=Integer(), default=0, show_default=True, help="Random seed.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 @click.option(
     "--init",
@@ -119,15 +125,26 @@ Examples:
     help="Start from a saved model's weights (fine-tuning); with --penalty l2sp, pull toward them.",
 )
 @click.option("--output", "-o", required=True, metavar="MODEL_DIR", help="Where to save.")
+@click.option(
+    "--force", is_flag=True, help="Replace the shrinkage model already in MODEL_DIR, if any."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.pass_context
 def fit(
-    ctx: click.Context, data: str, target: str, output: str, quiet: bool, **options: Any
+    ctx: click.Context,
+    data: str,
+    target: str,
+    output: str,
+    force: bool,
+    quiet: bool,
+    **options: Any,
 ) -> None:
     """Train a regularized MLP on DATA (CSV, TSV or Parquet) and save it to MODEL_DIR.
 
     Numeric columns are standardized and categorical ones one-hot encoded (fitted on the
-    training rows); the penalty has the Keras meaning (added to the mean loss).
+    training rows); the penalty has the Keras meaning (added to the mean loss). MODEL_DIR
+    must be new, empty, or (with --force) hold a shrinkage model; only the model's own files
+    are replaced there. A training run that diverges is not saved.
     """
     import numpy as np
     import pandas as pd
@@ -173,7 +190,7 @@ def fit(
         base._resolve_params()
     else:
         MLPRegressor(**params)._resolve_params()  # bad options fail before the data is read
-    check_output_dir(output)
+    check_output_dir(output, overwrite=force)
 
     task = None if options["task"] == "auto" else options["task"]
     if base is not None:
@@ -203,14 +220,21 @@ def fit(
     else:
         y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
     epochs = estimator.get_params()["epochs"]
-    with TrainingProgress(epochs, f"Training {type(estimator).__name__}", not quiet) as bar:
-        estimator.fit(features, y, progress=bar.callback)
-    save(estimator, output, target=target)
+    try:
+        with TrainingProgress(epochs, f"Training {type(estimator).__name__}", not quiet) as bar:
+            estimator.fit(features, y, progress=bar.callback)
+    except TrainingDiverged as err:
+        raise ShrinkageError(
+            f"{str(err).rstrip('.')} (--lr, --strength); nothing was saved."
+        ) from None
+    save(estimator, output, target=target, overwrite=force)
     if not quiet:
         _summary(estimator, dataset, output, time.perf_counter() - started)
 
 
 def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
+    from shrinkage.estimators import weights_path
+
     out = console()
     last = estimator.history_[-1]
     metric = "accuracy" if estimator._task == "classification" else "R²"
@@ -232,4 +256,4 @@ def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
             f"{best['val_score']:.4f} (epoch {estimator.best_epoch_} kept)"
         )
     out.print(f"Final loss {last['data_loss']:.4g} + penalty {last['penalty']:.4g}; {scores}.")
-    out.print(f"Saved to {output}/ (model.json + weights.safetensors).")
+    out.print(f"Saved to {output}/ (model.json + {weights_path(output).name}).")
