@@ -30,7 +30,6 @@ from shrinkage.search.engine._loop_stack import LoopStack
 from shrinkage.search.engine._lstm_ext import is_compiled_lstm
 from shrinkage.search.engine._stack import (
     StackedModule,
-    _draw,
     _Stack,
     _WithBuffers,
     dropout_generator,
@@ -83,14 +82,9 @@ class FusedStack(_WithBuffers):
         *,
         channels_last: bool = True,
     ) -> None:
-        drawn, names, shapes, penalized = _draw(factory, seeds, allow_buffers=True)
-        super().__init__(len(seeds), names, shapes, penalized, device)
-        self._init_buffers([drawn[int(s)] for s in seeds], device)
-        for k, seed in enumerate(seeds):
-            self.load_state(k, dict(drawn[int(seed)].named_parameters()))
+        drawn = self._draw_candidates(factory, seeds, device, allow_buffers=True)
         self._seeds = [int(s) for s in seeds]
         self.dropout_generators = [dropout_generator(s, self.device) for s in self._seeds]
-        self._factory = factory
         self.channels_last = channels_last
         self._make_leaves()
         template = copy.deepcopy(drawn[self._seeds[0]]).to(device)

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 from shrinkage.search.engine._stack import (
-    _draw,
     _WithBuffers,
     dropout_generator,
 )
@@ -45,16 +44,11 @@ class LoopStack(_WithBuffers):
         seeds: Sequence[int],
         device: str | torch.device = "cpu",
     ) -> None:
-        drawn, names, shapes, penalized = _draw(factory, seeds, allow_buffers=True)
-        super().__init__(len(seeds), names, shapes, penalized, device)
-        self._init_buffers([drawn[int(s)] for s in seeds], device)
-        for k, seed in enumerate(seeds):
-            self.load_state(k, dict(drawn[int(seed)].named_parameters()))
+        drawn = self._draw_candidates(factory, seeds, device, allow_buffers=True)
         self.template = copy.deepcopy(drawn[int(seeds[0])]).to(device)
         self._rng = [dropout_generator(int(s), self.device).get_state() for s in seeds]
         self._runner = self.template
         self._make_leaves()
-        self._factory = factory
 
     def _on_keep(self, index: Tensor) -> None:
         self._make_leaves()

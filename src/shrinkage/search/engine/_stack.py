@@ -377,6 +377,26 @@ class _ModuleStack(_Stack):
     _runner: nn.Module
     _factory: Callable[[], nn.Module]
 
+    def _draw_candidates(
+        self,
+        factory: Callable[[], nn.Module],
+        seeds: Sequence[int],
+        device: str | torch.device,
+        allow_buffers: bool = False,
+    ) -> dict[int, nn.Module]:
+        """Build each distinct seed's module (:func:`_draw`), lay the parameters out and load
+        every candidate's; returns the modules by seed."""
+        drawn, names, shapes, penalized = _draw(factory, seeds, allow_buffers)
+        _Stack.__init__(self, len(seeds), names, shapes, penalized, device)
+        self._init_buffers([drawn[int(s)] for s in seeds], device)
+        for k, seed in enumerate(seeds):
+            self.load_state(k, dict(drawn[int(seed)].named_parameters()))
+        self._factory = factory
+        return drawn
+
+    def _init_buffers(self, modules: Sequence[nn.Module], device: str | torch.device) -> None:
+        """Stacks without buffers keep none."""
+
     def _make_leaves(self) -> None:
         self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
         for leaf, grad in zip(self._leaves, self.grads):
@@ -435,13 +455,9 @@ class StackedModule(_ModuleStack):
         seeds: Sequence[int],
         device: str | torch.device = "cpu",
     ) -> None:
-        drawn, names, shapes, penalized = _draw(factory, seeds)
-        super().__init__(len(seeds), names, shapes, penalized, device)
-        for k, seed in enumerate(seeds):
-            self.load_state(k, dict(drawn[int(seed)].named_parameters()))
+        drawn = self._draw_candidates(factory, seeds, device)
         self.module_template = self._runner = drawn[int(seeds[0])].to(device)
         self._make_leaves()
-        self._factory = factory
 
     def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return torch.func.functional_call(self.module_template, params, (x,))
