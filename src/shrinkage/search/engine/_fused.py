@@ -99,6 +99,7 @@ class FusedStack(_WithBuffers):
         self._workspace: dict[tuple, Tensor] = {}
         self.net = self._runner = fuse_tree(template, self)
         self.net.train()
+        self._param_ids, self._buffer_ids = {}, {}  # the replaced modules are gone
         kinds = Counter(m.kind for m in self.net.modules() if isinstance(m, _Fused))
         #: the fused layers by kind, e.g. ``{"Conv2d": 2, "Linear": 2}``
         self.fused_layers = dict(kinds)
