@@ -554,7 +554,7 @@ def test_a_module_that_fails_in_training_is_one_line_not_a_torch_error(monkeypat
     with pytest.raises(ShrinkageError) as err:
         run_chunk(setup.data, setup.specs[:1])
     assert str(err.value) == (
-        "The 'model_factory' module failed while training on the fused path: RuntimeError: "
+        "The 'model_factory' module failed in the search (the fused path): RuntimeError: "
         "CUDA out of memory. Tried to allocate 2 GiB"
     )
 

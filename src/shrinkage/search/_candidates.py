@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,9 +250,9 @@ class ChunkRun:
         # Where each candidate starts: what a diverged one is measured against.
         self._l1, self._l2 = l1, l2
         index, train_mask, _ = self._rows()
-        self._start = _objective(
-            stack, predict_stack(stack, data.X, index), data, train_mask, l1, l2
-        )
+        with _module_errors(data):
+            outputs = predict_stack(stack, data.X, index)
+        self._start = _objective(stack, outputs, data, train_mask, l1, l2)
 
     @property
     def epoch(self) -> int:
@@ -271,16 +272,8 @@ class ChunkRun:
                 torch error chained).
         """
         started = time.perf_counter()
-        try:
+        with _module_errors(self.data):
             self.trainer.run(max(0, int(epoch) - self.trainer.epoch))
-        except (RuntimeError, IndexError, TypeError) as err:
-            if self.data.factory is None:
-                raise
-            message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise ShrinkageError(
-                f"The 'model_factory' module failed while training on the "
-                f"{stack_path(self.data).name} path: {type(err).__name__}: {message[:160]}"
-            ) from err
         self.fit_time += (time.perf_counter() - started) / len(self.specs)
 
     def keep(self, indices: Sequence[int]) -> None:
@@ -324,7 +317,8 @@ class ChunkRun:
         data, specs, stack = self.data, self.specs, self.stack
         started = time.perf_counter()
         index, train_mask, test_mask = self._rows()
-        outputs = predict_stack(stack, data.X, index)
+        with _module_errors(data):
+            outputs = predict_stack(stack, data.X, index)
         end = _objective(stack, outputs, data, train_mask, self._l1, self._l2)
         reasons = _divergence(stack, self._start, end, _zero_loss(data, train_mask))
         diverged = np.array([bool(r) for r in reasons])
@@ -401,6 +395,21 @@ def run_chunk(
     if keep_states:
         states = run.states(full=any(s.rung is not None for s in specs))
     return ChunkResult(rows, states)
+
+
+@contextlib.contextmanager
+def _module_errors(data: SearchData) -> Iterator[None]:
+    """A torch error raised by the factory's module becomes one line (chained to it)."""
+    try:
+        yield
+    except (RuntimeError, IndexError, TypeError) as err:
+        if data.factory is None or isinstance(err, ShrinkageError):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ShrinkageError(
+            f"The 'model_factory' module failed in the search (the "
+            f"{stack_path(data).name} path): {type(err).__name__}: {message[:160]}"
+        ) from err
 
 
 def stack_path(data: SearchData) -> StackPath:
