@@ -78,6 +78,39 @@ def test_dask_backend_gives_the_local_cv_results(client, classification_data, sm
 
 
 @needs_dask
+def test_dask_backend_runs_a_fused_network_as_the_local_stack(client):
+    import torch
+    from torch import nn
+
+    from shrinkage.estimators import MLPClassifier
+    from shrinkage.search import SearchCV
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(36, 2, 10, generator=g).numpy()
+    y = (X[:, 0, :3].sum(axis=1) > 0).astype(int)
+
+    def search(**kw):
+        return SearchCV(
+            MLPClassifier(epochs=3, batch_size=8, learning_rate=0.02),
+            strengths=[1e-3, 1e-1],
+            cv=2,
+            model_factory=lambda: nn.Sequential(
+                nn.Conv1d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(24, 1)
+            ),
+            refit=False,
+            random_state=0,
+            **kw,
+        ).fit(X, y)
+
+    local = search()
+    remote = search(backend="dask", client=client, n_threads=1)
+    assert local.chunking_["path"] == remote.chunking_["path"] == "fused"
+    for key, expected in local.cv_results_.items():
+        if key not in TIMES:
+            np.testing.assert_array_equal(remote.cv_results_[key], expected, err_msg=key)
+
+
+@needs_dask
 def test_dask_backend_halves_per_layer_configurations_as_the_local_stack(
     client, classification_data, small_search
 ):
