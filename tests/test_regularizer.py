@@ -413,9 +413,11 @@ def test_remove_restores_the_unregularized_optimizer(mode):
     train(reference, torch.optim.SGD(reference.parameters(), lr=0.05))
     for a, b in zip(model.parameters(), reference.parameters()):
         assert torch.equal(a, b)
-    # The activity hook is gone too.
+    # The activity hook is gone too (and the detached regularizer says its weights are not
+    # penalized).
     model(torch.randn(3, 4, dtype=torch.float64))
-    assert reg.loss().item() == 0.0
+    with pytest.warns(UserWarning, match="attached to no optimizer"):
+        assert reg.loss().item() == 0.0
 
 
 def test_detach_stops_the_penalty_midway():
@@ -695,7 +697,8 @@ def test_activity_is_not_recorded_without_grad_and_is_outside_value():
     reg = Regularizer(model, Plan(L2(0.1), activity={nn.Tanh: L2(1.0)}), "gradient")
     with torch.no_grad():
         model(torch.randn(4, 4, dtype=torch.float64))
-    assert reg.loss().item() == 0.0
+    with pytest.warns(UserWarning, match="attached to no optimizer"):
+        assert reg.loss().item() == 0.0
     model(torch.randn(4, 4, dtype=torch.float64))
     assert reg.loss().item() > 0
     assert reg.loss().item() == 0.0  # consumed by the previous call

@@ -9,6 +9,7 @@ for a candidate trained alone, so the pieces it mirrors are public here:
   target is laid out for the loss.
 * :func:`make_score` — the score reported per epoch (accuracy or R²).
 * :func:`make_optimizer` — ``"adam"`` and ``"sgd"`` (with momentum).
+* :func:`learning_rate_at` — the learning rate of each epoch (constant or cosine).
 * :func:`fit_model` — epochs of :func:`~shrinkage.models.epoch_batches` minibatches, the
   regularizer attached to the optimizer, one history row per epoch.
 """
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from shrinkage._names import CLASSIFICATION, OPTIMIZERS, REGRESSION
+from shrinkage._names import CLASSIFICATION, LEARNING_RATE_SCHEDULES, OPTIMIZERS, REGRESSION
 from shrinkage.errors import ShrinkageError
 from shrinkage.models import epoch_batches
 from shrinkage.regularizer import Regularizer
@@ -32,9 +33,11 @@ from shrinkage.regularizer import Regularizer
 __all__ = [
     "CLASSIFICATION",
     "HISTORY_KEYS",
+    "LEARNING_RATE_SCHEDULES",
     "OPTIMIZERS",
     "REGRESSION",
     "fit_model",
+    "learning_rate_at",
     "make_loss",
     "make_optimizer",
     "make_score",
@@ -218,6 +221,42 @@ def make_optimizer(
     )
 
 
+def learning_rate_at(schedule: str, learning_rate: float, epoch: int, epochs: int) -> float:
+    """The learning rate of epoch ``epoch`` (1-based) of ``epochs``.
+
+    ``"constant"``: ``learning_rate``. ``"cosine"``: annealed to 0 over the run,
+    ``learning_rate * (1 + cos(pi * (epoch - 1) / epochs)) / 2`` (torch's
+    ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch). A decaying rate lets Adam
+    settle on the minimizer instead of hovering around it at a distance of the order of
+    the learning rate: coordinates whose gradient vanishes at the optimum (an unpenalized
+    bias) have an Adam step ``lr / (|g| + eps)`` that grows as ``g`` shrinks.
+
+    Args:
+        schedule: one of :data:`LEARNING_RATE_SCHEDULES`.
+        learning_rate: the rate of the first epoch, ``> 0``.
+        epoch: the epoch, from 1.
+        epochs: the number of epochs of the run.
+
+    Returns:
+        The rate for that epoch.
+
+    Raises:
+        ShrinkageError: an unknown schedule.
+
+    Example:
+        >>> [round(learning_rate_at("cosine", 1.0, e, 4), 3) for e in range(1, 5)]
+        [1.0, 0.854, 0.5, 0.146]
+    """
+    if schedule == "constant":
+        return learning_rate
+    if schedule == "cosine":
+        return learning_rate * (1 + math.cos(math.pi * (epoch - 1) / epochs)) / 2
+    raise ShrinkageError(
+        f"The 'learning_rate_schedule' parameter must be one of "
+        f"{', '.join(map(repr, LEARNING_RATE_SCHEDULES))}. Got {schedule!r} instead."
+    )
+
+
 @torch.no_grad()
 def predict_outputs(model: nn.Module, X: Tensor, chunk: int = _EVAL_CHUNK) -> Tensor:
     """``model(X)`` in evaluation mode, without a graph, ``chunk`` rows at a time.
@@ -264,6 +303,7 @@ def fit_model(
     patience: int = 10,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
     context: Mapping[str, float] | None = None,
+    learning_rate_schedule: str = "constant",
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs of minibatches; one history row per epoch.
 
@@ -306,6 +346,9 @@ def fit_model(
         progress: called after every epoch with ``(epoch, row)``.
         context: values named in the divergence message (e.g. ``strength`` and
             ``learning_rate``); by default the penalties and the learning rate.
+        learning_rate_schedule: ``"constant"`` (the optimizer's rates untouched) or
+            ``"cosine"``: each group's rate set by :func:`learning_rate_at` at the start
+            of every epoch, from the rate it had when training started (restored after).
 
     Returns:
         The history: a list of dicts with the keys :data:`HISTORY_KEYS`.
@@ -324,70 +367,81 @@ def fit_model(
     n_rows = len(X)
     history: list[dict[str, Any]] = []
     best_value, best_state, since_best = -math.inf, None, 0
+    learning_rate_at(learning_rate_schedule, 1.0, 1, 1)  # refuses an unknown schedule
+    start_rates = [group["lr"] for group in optimizer.param_groups]
+    try:
+        model.train()
+        for epoch in range(1, int(epochs) + 1):
+            if learning_rate_schedule != "constant":
+                for group, rate in zip(optimizer.param_groups, start_rates):
+                    group["lr"] = learning_rate_at(learning_rate_schedule, rate, epoch, epochs)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
+            seen_outputs, seen_targets = [], []
+            for index in epoch_batches(n_rows, batch_size, shuffle_generator):
+                index = index.to(X.device)
+                optimizer.zero_grad(set_to_none=True)
+                outputs, targets = model(X[index]), y[index]
+                data_loss = loss_fn(outputs, targets)
+                loss = data_loss + regularizer.loss() if add_penalty_loss else data_loss
+                loss.backward()
+                optimizer.step()
+                loss_sum += data_loss.detach().double() * len(index)
+                if score_fn is not None:
+                    seen_outputs.append(outputs.detach())
+                    seen_targets.append(targets)
 
-    model.train()
-    for epoch in range(1, int(epochs) + 1):
-        loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
-        seen_outputs, seen_targets = [], []
-        for index in epoch_batches(n_rows, batch_size, shuffle_generator):
-            index = index.to(X.device)
-            optimizer.zero_grad(set_to_none=True)
-            outputs, targets = model(X[index]), y[index]
-            data_loss = loss_fn(outputs, targets)
-            loss = data_loss + regularizer.loss() if add_penalty_loss else data_loss
-            loss.backward()
-            optimizer.step()
-            loss_sum += data_loss.detach().double() * len(index)
+            penalty = regularizer.value()
+            data_value, penalty_value = torch.stack([loss_sum / n_rows, penalty.double()]).tolist()
+            total = data_value + penalty_value
+            if not math.isfinite(total):
+                bad = data_value if not math.isfinite(data_value) else penalty_value
+                where = (
+                    ", ".join(f"{k}={float(v)!r}" for k, v in context.items()) if context else None
+                )
+                raise ShrinkageError(
+                    f"Training diverged at epoch {epoch} (loss={bad}) with "
+                    f"{where or _divergence_context(regularizer, optimizer)}; "
+                    "lower the learning rate or the strength."
+                )
+
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "data_loss": data_value,
+                "penalty": penalty_value,
+                "total": total,
+                "train_score": None,
+                "val_loss": None,
+                "val_score": None,
+            }
             if score_fn is not None:
-                seen_outputs.append(outputs.detach())
-                seen_targets.append(targets)
+                # Scored on the outputs the batches already computed (before each step), like the
+                # data loss and Keras's running metrics: no extra forward pass per epoch.
+                if len(seen_outputs) == 1:
+                    row["train_score"] = score_fn(seen_outputs[0], seen_targets[0])
+                else:
+                    row["train_score"] = score_fn(torch.cat(seen_outputs), torch.cat(seen_targets))
+            if has_val:
+                outputs = predict_outputs(model, X_val)
+                row["val_loss"] = float(loss_fn(outputs, y_val))
+                if score_fn is not None:
+                    row["val_score"] = score_fn(outputs, y_val)
+            history.append(row)
+            if progress is not None:
+                progress(epoch, row)
 
-        penalty = regularizer.value()
-        data_value, penalty_value = torch.stack([loss_sum / n_rows, penalty.double()]).tolist()
-        total = data_value + penalty_value
-        if not math.isfinite(total):
-            bad = data_value if not math.isfinite(data_value) else penalty_value
-            where = ", ".join(f"{k}={float(v)!r}" for k, v in context.items()) if context else None
-            raise ShrinkageError(
-                f"Training diverged at epoch {epoch} (loss={bad}) with "
-                f"{where or _divergence_context(regularizer, optimizer)}; "
-                "lower the learning rate or the strength."
-            )
-
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "data_loss": data_value,
-            "penalty": penalty_value,
-            "total": total,
-            "train_score": None,
-            "val_loss": None,
-            "val_score": None,
-        }
-        if score_fn is not None:
-            # Scored on the outputs the batches already computed (before each step), like the
-            # data loss and Keras's running metrics: no extra forward pass per epoch.
-            if len(seen_outputs) == 1:
-                row["train_score"] = score_fn(seen_outputs[0], seen_targets[0])
-            else:
-                row["train_score"] = score_fn(torch.cat(seen_outputs), torch.cat(seen_targets))
-        if has_val:
-            outputs = predict_outputs(model, X_val)
-            row["val_loss"] = float(loss_fn(outputs, y_val))
-            if score_fn is not None:
-                row["val_score"] = score_fn(outputs, y_val)
-        history.append(row)
-        if progress is not None:
-            progress(epoch, row)
-
-        if early_stopping:
-            value = row["val_score"] if score_fn is not None else -row["val_loss"]
-            if value > best_value:
-                best_value, since_best = value, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    break
+            if early_stopping:
+                value = row["val_score"] if score_fn is not None else -row["val_loss"]
+                if value > best_value:
+                    best_value, since_best = value, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    since_best += 1
+                    if since_best >= patience:
+                        break
+    finally:
+        if learning_rate_schedule != "constant":
+            for group, rate in zip(optimizer.param_groups, start_rates):
+                group["lr"] = rate
     if early_stopping and best_state is not None:
         model.load_state_dict(best_state)
     return history

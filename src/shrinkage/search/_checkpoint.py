@@ -267,6 +267,16 @@ def fingerprint(data: SearchData, configs: list[tuple], seeds: list[int]) -> str
     digest.update(json.dumps(seeds).encode())
     digest.update(repr(data.settings).encode())
     digest.update(repr((data.hidden, data.activation, data.scoring, tuple(data.X.shape))).encode())
+    # Only where they differ from the defaults, so checkpoints written before these options
+    # existed still resume.
+    extra = {
+        "init": (data.init, "torch"),
+        "standardize": (data.standardize, True),
+        "learning_rate_schedule": (data.settings.learning_rate_schedule, "constant"),
+    }
+    changed = {k: v for k, (v, default) in extra.items() if v != default}
+    if changed:
+        digest.update(repr(changed).encode())
     for train, test in data.folds:
         digest.update(train.tobytes())
         digest.update(test.tobytes())

@@ -19,6 +19,7 @@ from shrinkage.search.engine._optim import StackedOptimizer
 from shrinkage.search.engine._penalty import StackPenalty
 from shrinkage.search.engine._settings import TrainSettings
 from shrinkage.search.engine._stack import StackedMLP, StackedModule
+from shrinkage.training import learning_rate_at
 
 # --------------------------------------------------------------------------- minibatches
 
@@ -205,7 +206,6 @@ def train_stack(
     multiclass = settings.task == CLASSIFICATION and settings.n_outputs > 1
     neg_one = None
     feature_shape = tuple(X.shape[1:])
-    lr = float(settings.learning_rate)
     mode = MODE_TABLE[settings.mode]
     autograd_loss = stack.uses_autograd and mode.in_loss
     # Loss mode without autograd: the hand-written backward adds the penalty's gradient
@@ -213,6 +213,9 @@ def train_stack(
     before = "add_grad" if mode.in_loss and not autograd_loss else mode.before_step
 
     for epoch in range(1, settings.epochs + 1):
+        lr = optimizer.lr = learning_rate_at(
+            settings.learning_rate_schedule, settings.learning_rate, epoch, settings.epochs
+        )
         batches = batcher.epoch()
         width = batches.index.shape[-1]
         if multiclass and (neg_one is None or neg_one.shape[1] != width):
@@ -242,7 +245,7 @@ def train_stack(
                 penalty.apply(before, lr, active)
             optimizer.step(active_np)
             if mode.after_step is not None:
-                penalty.apply(mode.after_step, lr, active)
+                penalty.apply(mode.after_step, lr, active, optimizer.prox_steps())
         if progress is not None:
             progress(epoch)
     return optimizer
