@@ -93,12 +93,12 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from shrinkage.estimators import MLPClassifier, MLPRegressor, load, save
     from shrinkage.penalties import (
         L1,
+        L1L2,
         L2,
         L2SP,
         ElasticNet,
         ExpAbs,
         GroupLasso,
-        L1L2,
         Orthogonal,
         Penalty,
         from_course,
