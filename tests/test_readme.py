@@ -17,7 +17,7 @@ INTEGRATION_BLOCKS = re.findall(r"```python\n(.*?)```", INTEGRATIONS, re.S)
 def test_readme_has_the_two_commands_and_python_examples():
     text = README.read_text(encoding="utf-8")
     assert "make demo" in text and "make test" in text
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
 
 
 def test_regularizer_example_runs(capsys):
@@ -32,6 +32,11 @@ def test_estimator_and_search_example_runs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "(64, 2)" and lines[1] == "(3, 64)"
     assert "'strength'" in lines[2] and "'placement'" in lines[2]
+
+
+def test_linear_estimator_example_reaches_the_lasso(capsys):
+    exec(compile(BLOCKS[2], "README-example-3", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == ["True", "True"]
 
 
 def test_integration_examples_run(monkeypatch, tmp_path):

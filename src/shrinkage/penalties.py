@@ -17,7 +17,6 @@ really took, a float or one :class:`~shrinkage.functional.penalties.StepSize` pe
 
 from __future__ import annotations
 
-import numbers
 import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -592,17 +591,18 @@ def deserialize(config: dict[str, Any] | None) -> Penalty | None:
 
 
 def _count(value: object, name: str) -> float:
-    """A count ``>= 1``: an int, a NumPy or torch integer, or a float (``X.shape[0]`` works
-    whatever array it comes from)."""
-    if hasattr(value, "ndim") and getattr(value, "ndim", 1) == 0 and hasattr(value, "item"):
-        value = value.item()  # a NumPy or torch scalar (a 0-d tensor too)
+    """A count ``>= 1``: an int or a float, or a NumPy or torch scalar holding one
+    (``X.shape[0]`` works whatever array it comes from)."""
+    number = value
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        number = value.item()  # type: ignore[union-attr]  # a NumPy scalar, a 0-d tensor
     if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 1 <= float(value) <= sys.float_info.max
+        isinstance(number, bool)
+        or not isinstance(number, int | float)
+        or not 1 <= number <= sys.float_info.max  # an int beyond float range compares exactly
     ):
         raise ShrinkageError(f"The '{name}' parameter must be a count >= 1. Got {value!r} instead.")
-    return value  # type: ignore[return-value]
+    return number
 
 
 def from_course(lam: float, m: int) -> L2:
