@@ -17,7 +17,7 @@ The naive variant is what people write by hand::
 Run::
 
     python bench/overhead.py --threads 1 --clock cpu   # writes bench/results/overhead-adam-1t.json
-    python bench/overhead.py --threads 2               # writes bench/results/overhead-adam-2t.json
+    python bench/overhead.py --threads 2 --clock cpu   # writes bench/results/overhead-adam-2t.json
     python bench/overhead.py --quick                   # a smoke run (6 layers, 5 rounds), no file
 
 On a machine shared with other jobs, wall-clock times of a multi-threaded step swing by

@@ -373,6 +373,7 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
         out.print(line)
     from shrinkage.cli._workflows import write_demo_report
 
+    Path(output).mkdir(parents=True, exist_ok=True)  # a fresh machine has no shrinkage-demo/
     report = write_demo_report(
         Path(output) / "report.html",
         tuned.estimator,

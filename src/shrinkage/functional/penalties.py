@@ -572,8 +572,9 @@ def elastic_net_prox_(
     (:class:`StepSize`: ``l1 = scale * strength``): the soft-threshold of coordinate ``j``
     is at ``l1 / e_j`` with ``e = sqrt(v) + eps``. With float strengths it is computed in
     the scaled coordinates ``u = w * e``, where the threshold is the scalar ``l1``:
-    ``w = softshrink(u, l1) / (e + 2 * l2)`` (5 passes: ``sqrt``, ``add``, ``mul``,
-    ``softshrink``, ``div``; exact zeros, no threshold tensor). With tensor strengths (one
+    ``w = softshrink(u, l1) / (e + 2 * l2)`` (5 passes for L1: ``sqrt``, ``add``, ``mul``,
+    ``softshrink``, ``div``; exact zeros, no threshold tensor; L2 alone is
+    ``w - 2 l2 w / (e + 2 l2)``, 3 passes: ``sqrt``, ``add``, ``addcdiv``). With tensor strengths (one
     per candidate of a stack) the thresholds ``l1 / e`` are formed, so that a zero strength
     leaves the weight exactly as it was.
 
@@ -606,6 +607,11 @@ def elastic_net_prox_(
                 p.mul_(1 / (1 + 2 * c))
             continue
         v, eps = m
+        if _is_zero(t) and not isinstance(c, Tensor) and not isinstance(eps, Tensor):
+            # L2 alone: w / (1 + 2c / e) = w - 2c w / (e + 2c), e = sqrt(v) + eps: 3 passes.
+            e = torch.sqrt(v, out=_out(scratch, i, p)).add_(eps + 2 * c)
+            p.addcdiv_(p, e, value=-2 * c)
+            continue
         e = torch.sqrt(v, out=_out(scratch, i, p)).add_(eps)
         if isinstance(t, Tensor) or isinstance(c, Tensor):
             if not _is_zero(t):
