@@ -433,8 +433,7 @@ class Regularizer:
                 self._run(operation, optimizer)
                 done = True
             if operation == "add_grad" and loss is not None and self.buckets:
-                with torch.no_grad():
-                    loss = loss + self._weight_penalty()
+                loss = loss + self.value()  # fused norms: one read of the weights
             return loss
 
         if "closure" in kwargs:
@@ -526,12 +525,6 @@ class Regularizer:
             refs = bucket.refs or [None] * len(bucket.params)
             terms.extend(bucket.penalty.value(p, r) for p, r in zip(bucket.params, refs))
         return terms
-
-    def _weight_penalty(self) -> Tensor:
-        """``scale * sum Omega(w)`` over every regularized weight, as ``loss`` mode adds it."""
-        return (
-            torch.stack([t.reshape(()) for t in self._weight_terms()]).sum() * self.current_scale()
-        )
 
     def loss(self) -> Tensor:
         """The part of the penalty that must go through autograd, to add to the loss.
