@@ -28,5 +28,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check src tests bench examples
 
 bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/overhead.py
 	$(PY) bench/search.py
+	$(PY) bench/per_layer.py

@@ -574,9 +574,9 @@ def elastic_net_prox_(
     the scaled coordinates ``u = w * e``, where the threshold is the scalar ``l1``:
     ``w = softshrink(u, l1) / (e + 2 * l2)`` (5 passes for L1: ``sqrt``, ``add``, ``mul``,
     ``softshrink``, ``div``; exact zeros, no threshold tensor; L2 alone is
-    ``w - 2 l2 w / (e + 2 l2)``, 3 passes: ``sqrt``, ``add``, ``addcdiv``). With tensor strengths (one
-    per candidate of a stack) the thresholds ``l1 / e`` are formed, so that a zero strength
-    leaves the weight exactly as it was.
+    ``w - 2 l2 w / (e + 2 l2)``, 3 passes: ``sqrt``, ``add``, ``addcdiv``). With tensor
+    strengths (one per candidate of a stack) the thresholds ``l1 / e`` are formed, so that
+    a zero strength leaves the weight exactly as it was.
 
     Args:
         params: the tensors, updated in place.
