@@ -36,7 +36,7 @@ LAYERS = [
     ("shrinkage._version", "shrinkage._names", "shrinkage.errors", "shrinkage._deprecated"),
     ("shrinkage._validation", "shrinkage._io", "shrinkage._registry", "shrinkage.display"),
     ("shrinkage.functional",),
-    ("shrinkage.penalties", "shrinkage.constraints"),
+    ("shrinkage.penalties", "shrinkage.constraints", "shrinkage.steps"),
     ("shrinkage.plan",),
     ("shrinkage.regularizer",),
     ("shrinkage.models",),

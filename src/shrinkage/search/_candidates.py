@@ -113,6 +113,8 @@ class SearchData:
             MLP fast path).
         per_fold: whether ``X`` holds one block per fold.
         device: where chunks train.
+        init: the MLP's initialization (:func:`shrinkage.models.init_mlp_`).
+        standardize: whether the numeric columns were standardized per fold.
         path: how the factory's candidates train (:func:`~shrinkage.search.engine.choose_path`,
             decided once per search); None: decided by each chunk.
     """
@@ -127,6 +129,8 @@ class SearchData:
     factory: Callable[[], nn.Module] | None = None
     per_fold: bool = True
     device: str = "cpu"
+    init: str = "torch"
+    standardize: bool = True
     path: StackPath | None = None
 
     @property
@@ -206,7 +210,7 @@ class ChunkRun:
         seeds = [s.seed for s in specs]
         stack: _Stack
         if data.factory is None:
-            stack = StackedMLP.from_seeds(seeds, data.sizes, data.activation, device)
+            stack = StackedMLP.from_seeds(seeds, data.sizes, data.activation, device, data.init)
         else:
             stack = stack_path(data).build(data.factory, seeds, device)
         if start == 0:
@@ -619,6 +623,9 @@ def prepare_data(
     factory: Callable[[], nn.Module] | None,
     impute: bool,
     device: str,
+    *,
+    standardize: bool = True,
+    init: str = "torch",
 ) -> SearchData:
     """Preprocess per fold (training rows only) and put everything on the device."""
     from shrinkage.training import target_tensor
@@ -628,7 +635,7 @@ def prepare_data(
         blocks = torch.as_tensor(np.asarray(X, dtype=np.float32))
         per_fold = False
     else:
-        blocks = torch.as_tensor(np.concatenate(fold_features(X, folds, impute)))
+        blocks = torch.as_tensor(np.concatenate(fold_features(X, folds, impute, standardize)))
         per_fold = True
     y = target_tensor(codes, settings.task, settings.n_classes, device)
     return SearchData(
@@ -642,6 +649,8 @@ def prepare_data(
         factory=factory,
         per_fold=per_fold,
         device=device,
+        init=init,
+        standardize=standardize,
     )
 
 
@@ -654,9 +663,12 @@ def plain_numeric(X: Any) -> bool:
 
 
 def fold_features(
-    X: Any, folds: list[tuple[np.ndarray, np.ndarray]], impute: bool
+    X: Any, folds: list[tuple[np.ndarray, np.ndarray]], impute: bool, standardize: bool = True
 ) -> list[np.ndarray]:
     """Each fold's preprocessed copy of all rows, fitted on that fold's training rows.
+
+    ``standardize=False`` leaves the numeric columns in their own units (the
+    :class:`~shrinkage.data.Preprocessor` option the estimator passes).
 
     When a categorical value is missing from some fold's training rows, the folds' columns
     differ; they are aligned on the union of columns, a column a fold never saw being 0
@@ -670,6 +682,8 @@ def fold_features(
         from sklearn.preprocessing import StandardScaler
 
         values = X.astype(np.float64)
+        if not standardize:
+            return [values.astype(np.float32) for _ in folds]
         return [
             StandardScaler().fit(values[train]).transform(values).astype(np.float32)
             for train, _ in folds
@@ -678,7 +692,7 @@ def fold_features(
     outs, names = [], []
     for train, _ in folds:
         part = frame.iloc[train] if frame is not None else X[train]
-        preprocessor = Preprocessor(impute=impute).fit(part)
+        preprocessor = Preprocessor(impute=impute, standardize=standardize).fit(part)
         outs.append(preprocessor.transform(X).astype(np.float32))
         names.append(list(preprocessor.feature_names_out_))
     if all(n == names[0] for n in names):
