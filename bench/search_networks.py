@@ -15,7 +15,7 @@ scores agree):
 
 * ``loop``: each candidate alone, one after the other: ``factory()`` after
   ``torch.manual_seed(seed)``, :func:`shrinkage.training.fit_model` on its fold, then its
-  validation score;
+  outputs on the training and the validation rows (what a search scores);
 * ``fused``: :func:`shrinkage.search.run_chunk` on the fused stack (all 18 as one network);
 * ``torch.func``: the same chunk on ``StackedModule`` (``vmap``; the path before fusion,
   which cannot run ``nn.LSTM``);
@@ -172,8 +172,10 @@ def run_loop(task: Task, specs: list) -> None:
             dropout_seed=dropout_seed(spec.seed),
         )
         reg.remove()
-        with torch.no_grad():
-            model.eval()(data.X[torch.as_tensor(test + offset, device=data.device)])
+        with torch.no_grad():  # its scores on the training and the validation rows
+            model.eval()
+            model(data.X[rows])
+            model(data.X[torch.as_tensor(test + offset, device=data.device)])
 
 
 def run_stack(task: Task, specs: list, path: str) -> None:
