@@ -124,19 +124,19 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--l2", "-1"],
-        "The 'l2' parameter must be a finite float in the range [0, inf). Got -1.0 instead.",
+        "The '--l2' option must be a finite float in the range [0, inf). Got -1.0 instead.",
     ),
     (
         ["train.csv", "--target", "y", "--l1", "nan"],
-        "The 'l1' parameter must be a finite float in the range [0, inf). Got nan instead.",
+        "The '--l1' option must be a finite float in the range [0, inf). Got nan instead.",
     ),
     (
         ["train.csv", "--target", "y", "--penalty", "l2", "--strength", "inf"],
-        "The 'strength' parameter must be a finite float in the range [0, inf). Got inf instead.",
+        "The '--strength' option must be a finite float in the range [0, inf). Got inf instead.",
     ),
     (
         ["train.csv", "--target", "y", "--l2", "abc"],
-        "The 'l2' parameter must be a finite float in the range [0, inf). Got 'abc' instead.",
+        "The '--l2' option must be a finite float in the range [0, inf). Got 'abc' instead.",
     ),
     (
         ["nan_feature.csv", "--target", "y"],
@@ -146,7 +146,35 @@ _BAD_INPUTS = [
     (["train.csv"], "Missing option '--target' / '-t'; see 'shrinkage fit --help'."),
     (
         ["train.csv", "--target", "y", "--l2", "0.1", "--l1", "0.1"],
-        "Give only one of --l2, --l1 and --penalty; got --l2 and --l1.",
+        "Give only one of --l2 and --l1; for both at once (0.1·Σ|w| + 0.1·Σw²) use "
+        "--penalty elastic_net --strength 0.2 --l1-ratio 0.5.",
+    ),
+    (
+        ["train.csv", "--target", "y", "--l2", "0.1", "--penalty", "l1"],
+        "Give only one of --l2, --l1 and --penalty; got --l2 and --penalty.",
+    ),
+    (
+        ["train.csv", "--target", "Y"],
+        "The 'target' column 'Y' is not in train.csv; columns are: a, b, c, y. Did you mean 'y'?",
+    ),
+    (
+        ["train.csv", "--target", "y", "--hidden", "64,0"],
+        "The '--hidden' option must be comma-separated integers >= 1 like 100,50, or none. "
+        "Got '64,0' instead.",
+    ),
+    (
+        ["train.csv", "--target", "y", "--activation", "rleu"],
+        "Invalid value for '--activation': 'rleu' is not one of 'relu', 'tanh', 'logistic', "
+        "'sigmoid', 'gelu', 'identity'; see 'shrinkage fit --help'. Did you mean 'relu'?",
+    ),
+    (
+        ["train.csv", "--target", "y", "--batch-size", "0"],
+        "The '--batch-size' option must be an integer >= 1. Got 0 instead.",
+    ),
+    (
+        ["train.csv", "--target", "y", "--seed", "-1"],
+        "The '--seed' option must be an integer in [0, 4294967295], a numpy RandomState or "
+        "None. Got -1 instead.",
     ),
     (
         ["train.csv", "--target", "y", "--l2", "0.1", "--strength", "0.1"],
@@ -154,7 +182,7 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--hidden", "a,b"],
-        "The '--hidden' option must be comma-separated integers like 100,50, or none. "
+        "The '--hidden' option must be comma-separated integers >= 1 like 100,50, or none. "
         "Got 'a,b' instead.",
     ),
     (
@@ -173,7 +201,7 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--lr", "-0.1"],
-        "The 'learning_rate' parameter must be a float in the range (0, inf). Got -0.1 instead.",
+        "The '--lr' option must be a float in the range (0, inf). Got -0.1 instead.",
     ),
     (
         ["train.csv", "--target", "y", "--init", "nowhere"],
@@ -289,6 +317,16 @@ def test_regression_linear_model_and_quiet(workdir, capsys):
     assert pd.read_csv("p.csv").columns.tolist() == ["prediction"]
 
 
+def test_summary_reads_as_english(workdir, capsys):
+    code, out, err = run(
+        ["fit", "train.csv", "--target", "y", "--epochs", "1", "--hidden", "4", "-o", "m/"], capsys
+    )
+    assert code == 0, err
+    assert ", 1 epoch, in " in out and "Saved to m/ (model.json" in out
+    code, out, _ = run(["inspect", "m"], capsys)
+    assert code == 0 and "After 1 epoch: train accuracy" in out
+
+
 def test_impute_accepts_missing_features(workdir, capsys):
     code, _, err = run(
         ["fit", "nan_feature.csv", "--target", "y", "--impute", "--epochs", "2", "-q", "-o", "m"],
@@ -327,6 +365,13 @@ def test_init_fine_tunes_a_saved_model(workdir, capsys):
     assert tuned.model_.sizes == [4, 6, 1] and tuned.get_params()["penalty"] == "l2sp"
     assert tuned.get_params()["epochs"] == 2
     assert not np.array_equal(tuned.layer_weights_[0]["weight"], start[0]["weight"])
+    code, out, _ = run(["inspect", "tuned", "--json"], capsys)
+    shown = json.loads(out)
+    assert code == 0 and "reference=None" not in out
+    assert {row["penalty"] for row in shown["model"]["plan"]} == {
+        "L2SP(0.1) toward the initial weights"
+    }
+    assert {row["penalty"] for row in shown["layers"]} == {"L2SP(0.1) toward the initial weights"}
     code, _, err = run(
         ["fit", "train.csv", "--target", "y", "--init", "out", "--hidden", "3", "-o", "x"],
         capsys,
@@ -365,6 +410,11 @@ def test_init_fine_tunes_a_saved_model(workdir, capsys):
         ),
         (["inspect", "nowhere"], "The model directory 'nowhere' does not exist."),
         (
+            ["predict", "results", "train.csv", "-o", "p.csv"],
+            "'results' is not a shrinkage model directory: model.json is missing. "
+            "Did you mean 'results/model/'?",
+        ),
+        (
             ["inspect", "train.csv"],
             "The model path 'train.csv' is a file; expected a model directory.",
         ),
@@ -373,6 +423,10 @@ def test_init_fine_tunes_a_saved_model(workdir, capsys):
 def test_predict_and_inspect_bad_input(workdir, capsys, args, message):
     assert run([*_FIT, "train.csv", "--target", "y", "-q", "--hidden", "4"], capsys)[0] == 0
     os.rename("out", "model")
+    os.makedirs("results/model")  # what `shrinkage tune` writes: the model one level down
+    for name in os.listdir("model"):
+        with open(f"model/{name}", "rb") as src, open(f"results/model/{name}", "wb") as dst:
+            dst.write(src.read())
     before = _tree(workdir)
     code, out, err = run(args, capsys)
     assert (code, out, err) == (2, "", f"Error: {message.format(cwd=workdir)}\n")

@@ -1,5 +1,7 @@
 """MLPClassifier / MLPRegressor: scikit-learn compatibility, parameters, learned attributes."""
 
+import inspect
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ from sklearn.linear_model import Lasso, Ridge
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from shrinkage import L1, ElasticNet, ShrinkageError
+from shrinkage import L1, ElasticNet, ShrinkageError, from_sklearn_alpha
 from shrinkage.estimators import MLPClassifier, MLPRegressor, make_penalty
 
 # Small and quick: the checks fit several hundred times. A learning rate of 0.01 lets five
@@ -131,6 +133,44 @@ def test_bad_parameters_are_refused_in_fit(params, message):
     with pytest.raises(ShrinkageError) as err:
         estimator.fit(X, y)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"alpha": 1e-4},
+            "MLPClassifier() got an unexpected keyword argument 'alpha'. Its strength has the "
+            "Keras meaning (strength·Σw² added to the mean loss); scikit-learn's alpha is "
+            "penalty='l2', strength=alpha / (2 * batch_size): "
+            "strength=sk.from_sklearn_alpha(alpha, batch_size).l2.",
+        ),
+        (
+            {"max_iter": 10},
+            "MLPClassifier() got an unexpected keyword argument 'max_iter'. Its name here is "
+            "'epochs'.",
+        ),
+        (
+            {"hidden_layers": (8,)},
+            "MLPClassifier() got an unexpected keyword argument 'hidden_layers'. Did you mean "
+            "'hidden_layer_sizes'?",
+        ),
+    ],
+)
+def test_unknown_keywords_say_what_they_are_called_here(params, message):
+    with pytest.raises(TypeError) as err:  # what Python raises for an unknown keyword
+        MLPClassifier(**params)
+    assert str(err.value) == message and isinstance(err.value, ShrinkageError)
+    with pytest.raises(ShrinkageError) as err:
+        MLPRegressor().set_params(**params)
+    assert str(err.value) == message.replace("MLPClassifier()", "MLPRegressor.set_params()")
+    # The keyword check leaves the signature scikit-learn and help() read alone.
+    assert list(inspect.signature(MLPClassifier).parameters)[:2] == [
+        "hidden_layer_sizes",
+        "activation",
+    ]
+    # The pointer is right: from_sklearn_alpha(alpha, n).l2 is alpha / (2n).
+    assert from_sklearn_alpha(1e-4, 32).l2 == pytest.approx(1e-4 / 64)
 
 
 def test_bad_data_messages():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ShrinkageError", "check_device", "check_strength"]
+__all__ = ["ShrinkageError", "check_device", "check_strength", "did_you_mean"]
 
 #: Beyond this, float32 penalty math (2 * l2, step * l1 * sqrt(group size), ...) overflows to
 #: inf, and inf * 0 at a zero weight is a NaN penalty or gradient.
@@ -20,6 +21,57 @@ class ShrinkageError(ValueError):
     The CLI turns it into that line on stderr and exit code 2; Python callers can catch it
     as a ``ValueError``.
     """
+
+
+def did_you_mean(
+    name: object, choices: Iterable[object] | Mapping[str, str], limit: int = 3
+) -> str:
+    """The end of a "no such name" message: ``" Did you mean 'y'?"``, or ``""``.
+
+    Names that equal ``name`` but for case come first, then the close matches of
+    :func:`difflib.get_close_matches` (similarity ratio ``2·M / (len(a) + len(b)) >= 0.7``,
+    compared in lower case), at most ``limit`` in all. Every name error of the library
+    (columns, plan selectors, penalty names, choices) ends with it.
+
+    Args:
+        name: what the user wrote.
+        choices: the names that exist, or a mapping from each name (alias) that exists to
+            the name to suggest for it (its canonical name).
+        limit: the most names to suggest.
+
+    Returns:
+        ``" Did you mean 'a'?"`` / ``" Did you mean 'a' or 'b'?"``, or ``""`` when nothing is
+        close (or ``name`` is itself a choice).
+
+    Example:
+        >>> did_you_mean("Y", ["x1", "x2", "y"])
+        " Did you mean 'y'?"
+        >>> did_you_mean("elasticnet", ["l1", "l2", "elastic_net"])
+        " Did you mean 'elastic_net'?"
+        >>> did_you_mean("0.weigth", ["0.weight", "0.bias", "2.weight"])
+        " Did you mean '0.weight' or '2.weight'?"
+        >>> did_you_mean("zzz", ["l1", "l2"])
+        ''
+    """
+    import difflib
+
+    text = str(name)
+    shown = {str(k): str(v) for k, v in choices.items()} if isinstance(choices, Mapping) else {}
+    names = list(shown) or list(dict.fromkeys(str(c) for c in choices))
+    if text in names:
+        return ""
+    found = [c for c in names if c.lower() == text.lower()]
+    lowered: dict[str, list[str]] = {}
+    for c in names:
+        lowered.setdefault(c.lower(), []).append(c)
+    for match in difflib.get_close_matches(text.lower(), list(lowered), n=limit, cutoff=0.7):
+        found += [c for c in lowered[match] if c not in found]
+    found = list(dict.fromkeys(shown.get(c, c) for c in found))[:limit]
+    if not found:
+        return ""
+    quoted = [repr(c) for c in found]
+    words = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f" Did you mean {words}?"
 
 
 def check_strength(value: object, name: str = "strength") -> float:

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from shrinkage._names import MODES
 from shrinkage.constraints import Constraint
 from shrinkage.display import Table
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.functional.penalties import scratch_buffers
 from shrinkage.penalties import Penalty
 from shrinkage.plan import Assignment, Plan
@@ -171,7 +171,7 @@ class Regularizer:
         if mode not in MODES:
             raise ShrinkageError(
                 f"The 'mode' parameter must be one of {', '.join(map(repr, MODES))}. "
-                f"Got {mode!r} instead."
+                f"Got {mode!r} instead.{did_you_mean(mode, MODES)}"
             )
         # Under DistributedDataParallel (and DataParallel) the plan names the user's module's
         # parameters (``layers.0.weight``, not ``module.layers.0.weight``); the parameters

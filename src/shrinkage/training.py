@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from shrinkage._names import CLASSIFICATION, OPTIMIZERS, REGRESSION
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.models import epoch_batches
 from shrinkage.regularizer import Regularizer
 
@@ -214,7 +214,7 @@ def make_optimizer(
         return torch.optim.SGD(params, lr=learning_rate, momentum=momentum)
     raise ShrinkageError(
         f"The 'optimizer' parameter must be one of {', '.join(map(repr, OPTIMIZERS))}. "
-        f"Got {name!r} instead."
+        f"Got {name!r} instead.{did_you_mean(name, OPTIMIZERS)}"
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 # --------------------------------------------------------------------------- search results
 
@@ -208,6 +208,7 @@ def placement_table(results: Any, *, kind: str | None = None) -> pd.DataFrame:
             raise ShrinkageError(
                 f"The 'kind' parameter must be one of the searched kinds "
                 f"({', '.join(sorted(set(kinds)))}). Got {kind!r} instead."
+                f"{did_you_mean(kind, kinds)}"
             )
         frame = frame[kinds == kind]
     long = frame.assign(

@@ -79,7 +79,7 @@ def weight_table(model_or_estimator: Any, small: float = SMALL) -> list[dict[str
                 "name": name,
                 "shape": list(w.shape),
                 "n_params": int(w.numel()),
-                "penalty": None if penalty is None else repr(penalty),
+                "penalty": None if penalty is None else str(penalty),
                 "l1_norm": float(magnitude.sum()),
                 "l2_norm": float(torch.linalg.vector_norm(w)),
                 "max_abs": float(magnitude.max()) if w.numel() else 0.0,

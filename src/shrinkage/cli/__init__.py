@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 __all__ = ["main", "cli"]
 
@@ -32,6 +32,18 @@ _COMMANDS = {
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in _COMMANDS if _available(name)]
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's lookup; an unknown command's error names the close ones."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as err:
+            hint = did_you_mean(args[0], self.list_commands(ctx)) if args else ""
+            if not hint:
+                raise
+            raise click.UsageError(f"{err.message}{hint}", ctx) from None
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = _COMMANDS.get(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,15 +14,18 @@ from typing import Any
 import click
 
 from shrinkage._names import ACTIVATIONS, MODES, OPTIMIZERS, TASKS
-from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
 
 __all__ = [
+    "ESTIMATOR_OPTIONS",
+    "Choice",
     "IntList",
     "OneLineCommand",
     "Strength",
     "TrainingProgress",
     "check_output_file",
     "console",
+    "plural",
 ]
 
 
@@ -29,8 +33,41 @@ class OneLineCommand(click.Command):
     """A click command whose usage errors are one line (a ShrinkageError, exit code 2).
 
     ``shrinkage.cli.main`` prints a ShrinkageError as ``Error: <message>`` on stderr; a
-    click usage error would otherwise print the usage block too.
+    click usage error would otherwise print the usage block too. A library error that names
+    a parameter the command sets from an option (``The 'hidden_layer_sizes' parameter``)
+    names the option instead (``The '--hidden' option``).
+
+    Args:
+        *args: click's.
+        params_from: library parameter name -> the command's parameter name
+            (``{"hidden_layer_sizes": "hidden"}``), for the names that differ.
+        **kwargs: click's.
     """
+
+    def __init__(self, *args: Any, params_from: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.params_from = dict(params_from or {})
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a ShrinkageError's parameter names become option names."""
+        try:
+            return super().invoke(ctx)
+        except ShrinkageError as err:
+            err.args = (self.option_message(str(err)),)
+            raise
+
+    def option_message(self, message: str) -> str:
+        """``message`` with ``The 'param' parameter`` written as ``The '--option' option``."""
+        flags = {p.name: max(p.opts, key=len) for p in self.params if isinstance(p, click.Option)}
+        names = {**{name: name for name in flags}, **self.params_from}
+
+        def option(match: re.Match) -> str:
+            flag = flags.get(names.get(match.group(1), ""))
+            if flag is None:
+                return match.group(0)
+            return f"The '{flag}' {'option' if match.group(2) == 'parameter' else 'entries'}"
+
+        return re.sub(r"The '(\w+)' (parameter|entries)", option, message)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse as click does, turning a usage error into a one-line ShrinkageError."""
@@ -38,9 +75,29 @@ class OneLineCommand(click.Command):
             return super().parse_args(ctx, args)
         except click.exceptions.NoArgsIsHelpError:
             raise
+        except ShrinkageError as err:  # an option type's check (Strength, IntList)
+            err.args = (self.option_message(str(err)),)
+            raise
         except click.UsageError as err:
             message = " ".join(err.format_message().split()).rstrip(".")
-            raise ShrinkageError(f"{message}; see 'shrinkage {self.name} --help'.") from None
+            hint = getattr(err, "suggestion", "")
+            raise ShrinkageError(f"{message}; see 'shrinkage {self.name} --help'.{hint}") from None
+
+
+class Choice(click.Choice):
+    """``click.Choice`` whose error ends with the close names (``Did you mean 'relu'?``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The choice, or click's error with :func:`~shrinkage.errors.did_you_mean` attached."""
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as err:
+            err.suggestion = did_you_mean(value, [str(c) for c in self.choices])  # type: ignore[attr-defined]
+            raise
+
+
+#: Estimator parameters that ``fit`` and ``tune`` set from options of another name.
+ESTIMATOR_OPTIONS = {"hidden_layer_sizes": "hidden", "random_state": "seed"}
 
 
 class Strength(click.ParamType):
@@ -63,14 +120,17 @@ class Strength(click.ParamType):
 
 
 class IntList(click.ParamType):
-    """Comma-separated non-negative integers, e.g. ``100,50``; ``none`` gives ``()``."""
+    """Comma-separated integers ``>= low``, e.g. ``100,50``; ``none`` gives ``()``."""
 
     name = "ints"
 
-    def __init__(self, argument: str, example: str, allow_words: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, argument: str, example: str, allow_words: tuple[str, ...] = (), low: int = 0
+    ) -> None:
         self.argument = argument
         self.example = example
         self.allow_words = allow_words
+        self.low = low
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -84,11 +144,12 @@ class IntList(click.ParamType):
         if text.lower() in ("none", "", "()"):
             return ()
         parts = [part.strip() for part in text.split(",")]
-        if all(part.isdigit() for part in parts):
+        if all(part.isdigit() and int(part) >= self.low for part in parts):
             return tuple(int(part) for part in parts)
         words = "".join(f"{w}, " for w in self.allow_words)
+        kind = "integers" if self.low <= 0 else f"integers >= {self.low}"
         raise ShrinkageError(
-            f"The '--{self.argument}' option must be {words}comma-separated integers like "
+            f"The '--{self.argument}' option must be {words}comma-separated {kind} like "
             f"{self.example}, or none. Got {value!r} instead."
         )
 
@@ -182,6 +243,11 @@ class TrainingProgress:
         self.advance(1, status)
 
 
+def plural(count: int, word: str) -> str:
+    """``"1 epoch"``, ``"2 epochs"``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path:
     """Check, before any work, that an output file can be written at ``path``.
 
@@ -203,7 +269,7 @@ _DATA_OPTIONS = [
     click.option("--target", "-t", required=True, help="Name of the column to predict."),
     click.option(
         "--task",
-        type=click.Choice(["auto", *TASKS]),
+        type=Choice(["auto", *TASKS]),
         default="auto",
         show_default=True,
         help="Override the detected task.",
@@ -222,22 +288,22 @@ def data_options(command: Callable) -> Callable:
 _TRAINING_OPTIONS = [
     click.option(
         "--hidden",
-        type=IntList("hidden", "100,50"),
+        type=IntList("hidden", "100,50", low=1),
         default="100",
         show_default=True,
         help="Hidden layer widths; 'none' for a linear / logistic model.",
     ),
-    click.option("--activation", type=click.Choice(ACTIVATIONS), default="relu", show_default=True),
+    click.option("--activation", type=Choice(ACTIVATIONS), default="relu", show_default=True),
     click.option("--epochs", type=int, default=200, show_default=True),
     click.option("--batch-size", type=int, default=32, show_default=True),
     click.option(
         "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
     ),
-    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True),
+    click.option("--optimizer", type=Choice(OPTIMIZERS), default="adam", show_default=True),
     click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum."),
     click.option(
         "--mode",
-        type=click.Choice(MODES),
+        type=Choice(MODES),
         default="gradient",
         show_default=True,
         help="How the penalty is applied (proximal: exact zeros for L1).",

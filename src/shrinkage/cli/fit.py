@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
 from shrinkage._names import PENALTY_NAMES
 from shrinkage.cli._common import (
+    ESTIMATOR_OPTIONS,
+    Choice,
     IntList,
     OneLineCommand,
     Strength,
     TrainingProgress,
     console,
     data_options,
+    plural,
     training_options,
 )
 from shrinkage.errors import ShrinkageError
@@ -52,6 +56,18 @@ def _given(ctx: click.Context, name: str) -> bool:
 def _penalty(options: dict[str, Any]) -> tuple[str, float] | None:
     """(penalty, strength) from --l2 / --l1 / --penalty [--strength], or None if none given."""
     chosen = [flag for flag in ("l2", "l1", "penalty") if options[flag] is not None]
+    if chosen == ["l2", "l1"]:
+        l1, l2 = options["l1"], options["l2"]
+        total = l1 + l2
+        both = (
+            f"--penalty elastic_net --strength {total:g} --l1-ratio {l1 / total:g}"
+            if total > 0
+            else "--penalty elastic_net --strength S --l1-ratio R"
+        )
+        raise ShrinkageError(
+            f"Give only one of --l2 and --l1; for both at once ({l1:g}·Σ|w| + {l2:g}·Σw²) use "
+            f"{both}."
+        )
     if len(chosen) > 1:
         shown = " and ".join(f"--{flag}" for flag in chosen)
         raise ShrinkageError(f"Give only one of --l2, --l1 and --penalty; got {shown}.")
@@ -71,6 +87,7 @@ def _penalty(options: dict[str, Any]) -> tuple[str, float] | None:
 
 @click.command(
     cls=OneLineCommand,
+    params_from=ESTIMATOR_OPTIONS,
     epilog="""\b
 Examples:
   shrinkage fit houses.csv --target price --l2 0.001 -o model/
@@ -85,7 +102,7 @@ Examples:
 @click.option("--l1", type=Strength("l1"), help="L1 strength (Keras: adds X*sum|W|).")
 @click.option(
     "--penalty",
-    type=click.Choice(PENALTY_NAMES, case_sensitive=False),
+    type=Choice(PENALTY_NAMES, case_sensitive=False),
     help="Penalty kind, with --strength.  [default: l2 with strength 1e-4]",
 )
 @click.option("--strength", type=Strength("strength"), help="Strength of --penalty.")
@@ -198,10 +215,11 @@ def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
         sizes += f", {estimator.model_.activation_name}"
     out.print(
         f"Trained {type(estimator).__name__} ({sizes}) on "
-        f"{len(dataset.y)} rows × {dataset.X.shape[1]} columns, {estimator.n_iter_} epochs, "
+        f"{len(dataset.y)} rows × {dataset.X.shape[1]} columns, "
+        f"{plural(estimator.n_iter_, 'epoch')}, "
         f"in {seconds:.1f} s."
     )
-    placed = [f"{r.select} {r.penalty!r}" for r in estimator.plan_.rules]
+    placed = [f"{r.select} {r.penalty}" for r in estimator.plan_.rules]
     out.print(f"Penalty ({estimator.mode} mode): {'; '.join(placed) or 'none'}.")
     scores = f"train {metric} {last['train_score']:.4f}"
     if estimator.early_stopping:
@@ -211,4 +229,4 @@ def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
             f"{best['val_score']:.4f} (epoch {estimator.best_epoch_} kept)"
         )
     out.print(f"Final loss {last['data_loss']:.4g} + penalty {last['penalty']:.4g}; {scores}.")
-    out.print(f"Saved to {output}/ (model.json + weights.safetensors).")
+    out.print(f"Saved to {Path(output)}/ (model.json + weights.safetensors).")

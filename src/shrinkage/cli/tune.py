@@ -30,6 +30,7 @@ import click
 
 from shrinkage._io import write_csv
 from shrinkage.cli._common import (
+    ESTIMATOR_OPTIONS,
     OneLineCommand,
     console,
     data_options,
@@ -105,6 +106,12 @@ def _table(search: Any, top: int) -> Any:
 @click.command(
     "tune",
     cls=OneLineCommand,
+    params_from={
+        **ESTIMATOR_OPTIONS,
+        "cv": "folds",
+        "n_threads": "threads",
+        "one_standard_error": "one_se",
+    },
     epilog="""\b
 Examples:
   shrinkage tune data.csv --target y -o tuned/

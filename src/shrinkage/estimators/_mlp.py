@@ -20,6 +20,7 @@ The regression target is used as given (not standardized), as Keras and scikit-l
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import sys
@@ -44,7 +45,12 @@ from shrinkage.data import Preprocessor, encode_labels
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import _persistence
 from shrinkage.estimators._config import expected_tensors, from_config, to_config
-from shrinkage.estimators._params import Settings, draw_seed, resolve_params
+from shrinkage.estimators._params import (
+    Settings,
+    draw_seed,
+    resolve_params,
+    unknown_parameter,
+)
 from shrinkage.models import MLP, generators, init_mlp_, placement_plan
 from shrinkage.penalties import Penalty
 from shrinkage.regularizer import Regularizer
@@ -76,6 +82,21 @@ class _BaseMLP(BaseEstimator):
     """Shared implementation; see :class:`MLPClassifier` and :class:`MLPRegressor`."""
 
     _task: ClassVar[str]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _BaseMLP:
+        # Python's own error for MLPClassifier(alpha=...) would not say what alpha is here.
+        known = cls._get_param_names()
+        for name in kwargs:
+            if name not in known:
+                raise unknown_parameter(cls.__name__, name, known)
+        return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The signature that help(), IDEs and scikit-learn's checks read is __init__'s, not
+        # that of the keyword check in __new__.
+        init = inspect.signature(cls.__init__)
+        cls.__signature__ = init.replace(parameters=list(init.parameters.values())[1:])
 
     def __init__(
         self,
@@ -124,6 +145,14 @@ class _BaseMLP(BaseEstimator):
         self.verbose = verbose
 
     # ----------------------------------------------------------------- parameters
+
+    def set_params(self, **params: Any) -> _BaseMLP:
+        """scikit-learn's ``set_params``; an unknown name says what it is called here."""
+        known = self._get_param_names()
+        for name in params:
+            if name not in known and "__" not in name:
+                raise unknown_parameter(f"{type(self).__name__}.set_params", name, known)
+        return super().set_params(**params)
 
     def _resolve_params(self) -> Settings:
         """Validate every parameter; the first bad one raises a one-line ShrinkageError."""

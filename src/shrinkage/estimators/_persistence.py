@@ -215,8 +215,11 @@ def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:
         raise ShrinkageError(f"The model path '{folder}' is a file; expected a model directory.")
     path = folder / MODEL_FILE
     if not path.is_file():
+        # `shrinkage tune` writes its refit model one level down, in OUT_DIR/model/.
+        inner = folder / "model"
+        hint = f" Did you mean '{inner}/'?" if (inner / MODEL_FILE).is_file() else ""
         raise ShrinkageError(
-            f"'{folder}' is not a shrinkage model directory: {MODEL_FILE} is missing."
+            f"'{folder}' is not a shrinkage model directory: {MODEL_FILE} is missing.{hint}"
         )
     if path.stat().st_size > _MAX_JSON_BYTES:
         raise ShrinkageError(f"The model file '{path}' is too large to be a shrinkage model.")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from shrinkage._names import MODES, OPTIMIZERS
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.training import n_outputs
 
 __all__ = ["TrainSettings", "check_elementwise_optimizer"]
@@ -49,7 +49,7 @@ class TrainSettings:
         if self.mode not in MODES:
             raise ShrinkageError(
                 f"The 'mode' parameter must be one of {', '.join(map(repr, MODES))}. "
-                f"Got {self.mode!r} instead."
+                f"Got {self.mode!r} instead.{did_you_mean(self.mode, MODES)}"
             )
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
@@ -105,6 +105,7 @@ def check_elementwise_optimizer(optimizer: Any) -> str:
     if optimizer not in OPTIMIZERS:
         raise ShrinkageError(
             f"The 'optimizer' parameter must be one of {', '.join(map(repr, OPTIMIZERS))} "
-            f"(elementwise rules keep stacked candidates independent). Got {optimizer!r} instead."
+            "(elementwise rules keep stacked candidates independent). "
+            f"Got {optimizer!r} instead.{did_you_mean(optimizer, OPTIMIZERS)}"
         )
     return optimizer
