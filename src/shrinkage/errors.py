@@ -28,9 +28,10 @@ def did_you_mean(
 ) -> str:
     """The end of a "no such name" message: ``" Did you mean 'y'?"``, or ``""``.
 
-    Names that equal ``name`` but for case come first, then the close matches of
-    :func:`difflib.get_close_matches` (similarity ratio ``2·M / (len(a) + len(b)) >= 0.7``,
-    compared in lower case), at most ``limit`` in all. Every name error of the library
+    Names that equal ``name`` but for case come first, then the close ones: a similarity
+    ratio (:class:`difflib.SequenceMatcher`, ``2·M / (len(a) + len(b))`` with ``M`` the
+    matching characters, in lower case) of at least 0.7 and within 0.1 of the closest
+    name's; at most ``limit`` in all. Every name error of the library
     (columns, plan selectors, penalty names, choices) ends with it.
 
     Args:
@@ -48,7 +49,7 @@ def did_you_mean(
         " Did you mean 'y'?"
         >>> did_you_mean("elasticnet", ["l1", "l2", "elastic_net"])
         " Did you mean 'elastic_net'?"
-        >>> did_you_mean("0.weigth", ["0.weight", "0.bias", "2.weight"])
+        >>> did_you_mean("weigth", ["0.weight", "0.bias", "2.weight"])
         " Did you mean '0.weight' or '2.weight'?"
         >>> did_you_mean("zzz", ["l1", "l2"])
         ''
@@ -64,8 +65,11 @@ def did_you_mean(
     lowered: dict[str, list[str]] = {}
     for c in names:
         lowered.setdefault(c.lower(), []).append(c)
-    for match in difflib.get_close_matches(text.lower(), list(lowered), n=limit, cutoff=0.7):
-        found += [c for c in lowered[match] if c not in found]
+    ratios = {low: difflib.SequenceMatcher(None, text.lower(), low).ratio() for low in lowered}
+    best = max(ratios.values(), default=0.0)
+    for low in sorted(ratios, key=lambda k: -ratios[k]):
+        if ratios[low] >= max(0.7, best - 0.1):
+            found += [c for c in lowered[low] if c not in found]
     found = list(dict.fromkeys(shown.get(c, c) for c in found))[:limit]
     if not found:
         return ""
