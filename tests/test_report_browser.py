@@ -1,32 +1,27 @@
 """The report in a real browser: headless Chromium opens it from a file:// URL.
 
-Chromium is driven over the DevTools protocol with the standard library only (a minimal
-WebSocket client below): every image decodes, nothing is fetched but the file itself and
+Chromium is driven over the DevTools protocol with the standard library only
+(``tests/devtools.py``): every image decodes, nothing is fetched but the file itself and
 its data: images, the console stays free of errors (a blocked fetch would log a CSP
 error), a screenshot is not blank, and at a phone's width the page does not scroll
 sideways.
 
-CI installs Chromium (``.ci/run``); without it these tests fail with the install command.
-Set ``SHRINKAGE_SKIP_BROWSER=1`` to skip them on a machine without it.
+Without Chromium these tests are skipped, and pytest's summary says why and how to run
+them. ``SHRINKAGE_REQUIRE_BROWSER=1`` makes a missing Chromium a failure instead: CI sets
+it (``.ci/run``), so there they can never be skipped. ``SHRINKAGE_SKIP_BROWSER=1`` skips
+them even where Chromium is installed (unless they are required).
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import os
-import shutil
-import socket
-import struct
-import subprocess
-import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from devtools import INSTALL, DevTools, find_chromium
 from PIL import Image
 from sklearn.datasets import make_moons
 
@@ -36,20 +31,26 @@ from shrinkage.search import SearchCV
 
 pytestmark = pytest.mark.browser
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--remote-debugging-port=0",
-    "--window-size=1280,900",
-]
-TIMEOUT = 60.0
+
+_REQUIRED = os.environ.get("SHRINKAGE_REQUIRE_BROWSER") == "1"
+_MISSING = (
+    f"headless Chromium not found, so the report's browser tests did not run: {INSTALL}, "
+    "then run 'make test' (or pytest tests/test_report_browser.py)"
+)
+if not _REQUIRED:  # one line in pytest's summary for the whole file
+    if os.environ.get("SHRINKAGE_SKIP_BROWSER") == "1":
+        pytest.skip("browser tests skipped: SHRINKAGE_SKIP_BROWSER=1", allow_module_level=True)
+    if find_chromium() is None:
+        pytest.skip(_MISSING, allow_module_level=True)
+
+
+def chromium() -> str:
+    """The browser; where it is required and missing, each test fails saying so."""
+    found = find_chromium()
+    if found is None:
+        pytest.fail(f"{_MISSING}. SHRINKAGE_REQUIRE_BROWSER=1: they must run here.")
+    return found
+
 
 CHECK_IMAGES = """(() => {
   const images = [...document.images];
@@ -62,139 +63,6 @@ CHECK_IMAGES = """(() => {
     widestImage: Math.max(...images.map(i => i.getBoundingClientRect().width)),
   };
 })()"""
-
-
-def chromium() -> str:
-    if os.environ.get("SHRINKAGE_SKIP_BROWSER") == "1":
-        pytest.skip("SHRINKAGE_SKIP_BROWSER=1")
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "headless Chromium is needed for the browser tests: install it with "
-            "'apt-get install chromium' (CI does, in .ci/run), or set "
-            "SHRINKAGE_SKIP_BROWSER=1 to skip them."
-        )
-    return found
-
-
-class DevTools:
-    """One page of a headless Chromium, over the DevTools protocol's WebSocket."""
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        self.process = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + TIMEOUT
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError("Chromium did not open its DevTools port.")
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            page = next(t for t in json.load(r) if t["type"] == "page")
-        path = page["webSocketDebuggerUrl"].split(str(port), 1)[1]
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += self.sock.recv(1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        self.events: list[dict[str, Any]] = []
-        self.next_id = 0
-
-    # -- WebSocket frames (RFC 6455): client frames are masked, server frames are not.
-
-    def _send(self, text: str) -> None:
-        payload = text.encode()
-        header = bytearray([0x81])
-        n = len(payload)
-        if n < 126:
-            header.append(0x80 | n)
-        elif n < 1 << 16:
-            header += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(bytes(header) + mask + masked)
-
-    def _exact(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise RuntimeError("Chromium closed the DevTools connection.")
-            data += chunk
-        return data
-
-    def _receive(self) -> dict[str, Any]:
-        message = b""
-        while True:
-            first, second = self._exact(2)
-            n = second & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._exact(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._exact(8))[0]
-            payload = self._exact(n)
-            opcode = first & 0x0F
-            if opcode == 0x9:  # ping: answer, keep reading
-                continue
-            if opcode == 0x8:
-                raise RuntimeError("Chromium closed the DevTools connection.")
-            message += payload
-            if first & 0x80:
-                return json.loads(message)
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        self._send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = self._receive()
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
-            self.events.append(message)
-
-    def wait_for(self, event: str) -> dict[str, Any]:
-        for index, message in enumerate(self.events):
-            if message.get("method") == event:
-                return self.events.pop(index)
-        while True:
-            message = self._receive()
-            if message.get("method") == event:
-                return message
-            self.events.append(message)
-
-    def open(self, url: str) -> None:
-        self.events.clear()
-        self.call("Page.navigate", url=url)
-        self.wait_for("Page.loadEventFired")
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"]["value"]
-
-    def close(self) -> None:
-        if getattr(self, "sock", None) is not None:
-            self.sock.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 @pytest.fixture(scope="module")
