@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from shrinkage._io import atomic_write
-from shrinkage.cli import _common
+from shrinkage._progress import ProgressBoard
 from shrinkage.cli import main as cli_main
 from shrinkage.cli.demo import (
     DemoConfig,
@@ -528,18 +528,97 @@ def test_demo_rows_and_conventions():
 
 
 def test_progress_appears_only_after_the_delay_and_never_when_quiet():
-    quiet = _common.TrainingProgress(10, "x", enabled=False, delay=0.0)
+    quiet = ProgressBoard("fit", display="off")
     with quiet:
-        quiet.callback(1, {"total": 1.0})
-    assert quiet._progress is None and quiet._done == 1
-    slow = _common.TrainingProgress(10, "x", enabled=True, delay=3600.0)
+        quiet.add("train", 10)
+        quiet.epoch_callback("train")(1, {"total": 1.0})
+    assert quiet._progress is None and quiet.phases["train"].completed == 1
+    slow = ProgressBoard("fit", display="rich", delay=3600.0)
     with slow:
-        slow.callback(1, {"total": 1.0})
+        slow.add("train", 10)
+        slow.epoch_callback("train")(1, {"data_loss": 1.0})
         assert slow._progress is None
-    shown = _common.TrainingProgress(10, "x", enabled=True, delay=0.0)
+    shown = ProgressBoard("fit", display="rich", delay=0.0)
     with shown:
-        shown.callback(1, {"total": 1.0})
-        shown.callback(2, {"total": 0.5})
+        shown.add("train", 10)
+        shown.epoch_callback("train")(1, {"data_loss": 1.0})
+        shown.epoch_callback("train")(2, {"data_loss": 0.5})
         assert shown._progress is not None
-        assert shown._progress.tasks[0].completed == 2
+        task = shown.phases["train"].task
+        assert shown._progress.tasks[task].completed == 2
+        assert shown._progress.tasks[task].fields["status"] == "loss 0.5"
     assert shown._progress is None
+
+
+# --------------------------------------------------------------------------- start-up
+
+_HEAVY = ("torch", "numpy", "pandas", "sklearn", "matplotlib", "rich")
+
+
+def test_help_and_version_import_nothing_heavy():
+    # bench/cli_startup.py times these; here: what they import, in one fresh process.
+    code = (
+        "import sys\n"
+        "from shrinkage.cli import main\n"
+        "for args in (['--help'], ['--version'], ['fit', '--help'], ['tune', '--help'],\n"
+        "             ['demo', '--help'], ['predict', '--help'], ['inspect', '--help'],\n"
+        "             ['report', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"print('HEAVY', sorted(m for m in {_HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "HEAVY []"
+    assert "shrinkage, version " in result.stdout and "Usage: shrinkage tune" in result.stdout
+
+
+def test_fit_says_what_it_does_before_loading_torch(workdir):
+    # On a terminal (a pseudo-terminal here) the first line comes before torch is imported;
+    # an import hook writes <torch> to the same terminal when that import starts.
+    pty = pytest.importorskip("pty")
+    import select
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Watch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch':\n"
+        "            sys.stderr.write('<torch>'); sys.stderr.flush()\n"
+        "            sys.meta_path.remove(self)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from shrinkage.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["fit", "train.csv", "--target", "y", "--epochs", "1", "--hidden", "2", "-o", "m"]
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    out = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 0
+    text = seen.decode(errors="replace")
+    assert "Reading train.csv" in text and "<torch>" in text
+    assert text.index("Reading train.csv") < text.index("<torch>")
+    assert "Reading train.csv …\r\x1b[K" in text  # erased before any other output
+    assert out.startswith("Trained MLPClassifier")

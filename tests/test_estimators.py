@@ -444,3 +444,16 @@ def test_l2sp_warm_start_pulls_toward_the_starting_weights():
         if penalty == "l2sp":
             assert clf.history_[-1]["penalty"] == pytest.approx(strength * moved, rel=1e-3)
     assert results["l2sp"] < 0.1 * results["none"]
+
+
+def test_verbose_shows_the_epochs_with_loss_and_time_left(capsys):
+    X, y = _regression()
+    MLPRegressor(hidden_layer_sizes=(4,), epochs=20, verbose=True).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()  # not a terminal: a line per tenth
+    assert lines[0] == "MLPRegressor: train started (20 epochs)"
+    assert lines[-1].startswith("MLPRegressor: train done in 0:0")
+    epochs = [line for line in lines if " epochs · loss " in line]
+    assert len(epochs) >= 10 and epochs[-1].startswith("MLPRegressor: train 20/20 epochs")
+    assert all("overall" in line and "elapsed" in line for line in epochs)
+    MLPRegressor(hidden_layer_sizes=(4,), epochs=3).fit(X, y)
+    assert capsys.readouterr().out == ""

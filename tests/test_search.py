@@ -314,13 +314,20 @@ def test_checkpoint_writes_each_chunk_atomically(tmp_path):
     assert [r["candidate"] for r in payload["rows"]] == list(range(6, 12))
 
 
-def test_progress_reports_every_epoch_of_every_chunk():
+def test_progress_reports_every_epoch_of_every_stage():
     X, y = _classification()
     seen = []
-    _search(refit=False).fit(X, y, progress=seen.append)
-    assert [(p.chunk, p.n_chunks, p.epoch, p.epochs) for p in seen] == [
-        (1, 1, e, 4) for e in range(1, 5)
-    ]
+    search = _search(refine=True, refine_epochs=2)
+    search.fit(X, y, progress=seen.append)
+    # Each stage says it starts (epoch 0), then reports every epoch.
+    grid = [(p.chunk, p.n_chunks, p.epoch, p.epochs) for p in seen if p.stage == "grid"]
+    assert grid == [(1, 1, e, 4) for e in range(5)]
+    refine = [(p.chunk, p.n_chunks, p.epoch, p.epochs) for p in seen if p.stage == "refine"]
+    assert refine == [(1, 2, 0, 2), (1, 2, 1, 2), (1, 2, 2, 2), (2, 2, 1, 2), (2, 2, 2, 2)]
+    assert [p.epoch for p in seen if p.stage == "refit"] == list(range(5))
+    assert [p.stage for p in seen][-1] == "refit" and not any(p.reused for p in seen)
+    # The steps announced beforehand are the ones reported.
+    assert search.phases(search.prepare(X, y)) == {"grid": 4, "refine": 4, "refit": 4}
 
 
 def test_diverged_candidates_score_nan_and_rank_last():
@@ -487,3 +494,14 @@ def test_numeric_fast_path_standardizes_exactly_as_the_preprocessor():
     for (train, _), block in zip(folds, fast, strict=True):
         slow = Preprocessor().fit(X[train]).transform(X)
         np.testing.assert_array_equal(block, slow)
+
+
+def test_verbose_shows_each_phase_and_the_overall_share(capsys):
+    X, y = _classification()
+    _search(verbose=1, refine=True, refine_epochs=2).fit(X, y)
+    out = capsys.readouterr().out  # not a terminal here: plain lines
+    assert out.startswith("SearchCV: 4 configurations x 3 folds = 12 candidates")
+    for phase in ("grid", "refine", "refit"):
+        assert f"SearchCV: {phase} started" in out and f"SearchCV: {phase} done in" in out
+    assert "overall 100%" in out and "left" in out
+    assert out.splitlines()[-1].startswith("SearchCV: best {'penalty': 'l2'")

@@ -3,10 +3,10 @@ atomic output files."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import time
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ __all__ = [
     "Choice",
     "IntList",
     "OneLineCommand",
+    "Status",
     "Strength",
-    "TrainingProgress",
     "check_output_file",
     "console",
     "plural",
@@ -154,6 +154,49 @@ class IntList(click.ParamType):
         )
 
 
+class Status:
+    """One line on a terminal's stderr saying what the command is doing, erased when done.
+
+    Printed at once, before the slow imports (torch, scikit-learn, pandas: seconds), so a
+    command answers in well under a second; replaced by :meth:`update`, erased by
+    :meth:`clear` or on leaving the ``with`` block. Nothing is written when stderr is not a
+    terminal (logs keep only what lasts) or when ``enabled`` is false (``--quiet``). Plain
+    escape codes: importing rich for it would cost a tenth of a second.
+
+    Args:
+        text: the first line, e.g. ``"Reading data.csv …"``.
+        enabled: whether to show anything.
+    """
+
+    def __init__(self, text: str, enabled: bool = True) -> None:
+        stream = sys.stderr
+        self.enabled = enabled and stream.isatty()
+        self.stream = stream
+        self.shown = False
+        self.update(text)
+
+    def update(self, text: str) -> None:
+        """Replace the line with ``text``."""
+        if self.enabled:
+            width = shutil.get_terminal_size().columns
+            self.stream.write("\r\x1b[K" + text[: max(10, width - 1)])
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        """Erase the line (before other output)."""
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+    def __enter__(self) -> Status:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+
+
 def console(stderr: bool = False) -> Any:
     """A rich console; wide enough for the tables when the output is not a terminal."""
     from rich.console import Console
@@ -162,85 +205,6 @@ def console(stderr: bool = False) -> Any:
     return Console(
         stderr=stderr, width=None if probe.is_terminal else 120, highlight=False, soft_wrap=True
     )
-
-
-class TrainingProgress:
-    """A rich progress bar that appears only once work has taken longer than ``delay``.
-
-    Use as a context manager; :meth:`callback` fits ``fit_model``'s ``progress`` argument.
-    Drawn on stderr; nothing at all when ``enabled`` is false (``--quiet``).
-
-    Args:
-        total: the number of steps (epochs).
-        description: the label of the bar.
-        enabled: whether to show anything.
-        delay: seconds of work before the bar is shown.
-    """
-
-    def __init__(self, total: int, description: str, enabled: bool, delay: float = 1.0) -> None:
-        self.total = total
-        self.description = description
-        self.enabled = enabled
-        self.delay = delay
-        self._progress: Any = None
-        self._task: Any = None
-        self._done = 0
-        self._start = time.perf_counter()
-
-    def __enter__(self) -> TrainingProgress:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-    def set_description(self, description: str) -> None:
-        """Change the label (e.g. when a second model starts)."""
-        self.description = description
-        if self._progress is not None:
-            self._progress.update(self._task, description=description)
-
-    def advance(self, steps: int = 1, status: str = "") -> None:
-        """Count ``steps`` more steps done; ``status`` is shown after the bar."""
-        self._done += steps
-        if not self.enabled:
-            return
-        if self._progress is None:
-            if time.perf_counter() - self._start < self.delay:
-                return
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[status]}"),
-                console=console(stderr=True),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(
-                self.description, total=self.total, completed=self._done, status=status
-            )
-            return
-        self._progress.update(self._task, advance=steps, status=status)
-
-    def callback(self, epoch: int, row: dict[str, Any]) -> None:
-        """``fit_model``'s progress hook: one epoch done, the loss shown."""
-        loss = row.get("total")
-        status = f"loss {loss:.4g}" if isinstance(loss, float) and math.isfinite(loss) else ""
-        self.advance(1, status)
 
 
 def plural(count: int, word: str) -> str:

@@ -9,13 +9,14 @@ from typing import Any
 import click
 
 from shrinkage._names import PENALTY_NAMES
+from shrinkage._progress import ProgressBoard
 from shrinkage.cli._common import (
     ESTIMATOR_OPTIONS,
     Choice,
     IntList,
     OneLineCommand,
+    Status,
     Strength,
-    TrainingProgress,
     console,
     data_options,
     plural,
@@ -140,13 +141,32 @@ def fit(
     Numeric columns are standardized and categorical ones one-hot encoded (fitted on the
     training rows); the penalty has the Keras meaning (added to the mean loss).
     """
+    started = time.perf_counter()
+    with Status(f"Reading {data} (loading torch, scikit-learn and pandas) …", not quiet) as status:
+        estimator, dataset, features, y = _prepare(ctx, data, target, output, options, status)
+    epochs = estimator.get_params()["epochs"]
+    sizes = "×".join(str(n) for n in dataset.X.shape)
+    board = ProgressBoard("fit", display="off" if quiet else "auto", delay=1.0, transient=True)
+    board.add("train", epochs, f"{type(estimator).__name__} on {sizes}")
+    with board:
+        estimator.fit(features, y, progress=board.epoch_callback("train"))
+    from shrinkage.estimators import save
+
+    save(estimator, output, target=target)
+    if not quiet:
+        _summary(estimator, dataset, output, time.perf_counter() - started)
+
+
+def _prepare(
+    ctx: click.Context, data: str, target: str, output: str, options: dict[str, Any], status: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Every check, then the data: ``(estimator, dataset, features, y)``."""
     import numpy as np
     import pandas as pd
 
     from shrinkage.data import CLASSIFICATION, load_dataset
-    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir, load, save
+    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir, load
 
-    started = time.perf_counter()
     penalty = _penalty(options)
     init_dir = options.pop("init_dir")
     params: dict[str, Any] = {}
@@ -179,6 +199,7 @@ def fit(
                 f"--task {task} does not match the {model_task} model loaded with --init."
             )
         task = model_task
+    status.update(f"Reading {data} …")
     dataset = load_dataset(data, target, task=task, impute=bool(params.get("impute", False)))
     if base is not None:
         estimator = base
@@ -198,12 +219,7 @@ def fit(
         y = dataset.y.to_numpy()
     else:
         y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
-    epochs = estimator.get_params()["epochs"]
-    with TrainingProgress(epochs, f"Training {type(estimator).__name__}", not quiet) as bar:
-        estimator.fit(features, y, progress=bar.callback)
-    save(estimator, output, target=target)
-    if not quiet:
-        _summary(estimator, dataset, output, time.perf_counter() - started)
+    return estimator, dataset, features, y
 
 
 def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:

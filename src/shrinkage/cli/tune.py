@@ -23,15 +23,19 @@ before anything is written.
 from __future__ import annotations
 
 import math
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from shrinkage._io import write_csv
+from shrinkage._progress import ProgressBoard
 from shrinkage.cli._common import (
     ESTIMATOR_OPTIONS,
     OneLineCommand,
+    Status,
     console,
     data_options,
     training_options,
@@ -197,11 +201,155 @@ def tune(
     Writes OUT_DIR/results.csv (one row per configuration), OUT_DIR/model/ (the best
     configuration refit on all rows) and OUT_DIR/chunks/ (each finished chunk's rows).
     """
+    status = Status(f"Reading {data} (loading torch, scikit-learn and pandas) …", not quiet)
+    with status:
+        search, dataset, y, plan = _setup(
+            data, target, task, impute, kinds, l1_ratios, strengths, grid_min, grid_max,
+            per_decade, placements, folds, validation_fraction, scoring, hidden, activation,
+            epochs, batch_size, learning_rate, optimizer, momentum, mode, one_se, refine,
+            max_memory, seed, device, threads, top, out_dir, resume,
+        )  # fmt: skip
+        if scheduler is not None:
+            from shrinkage.search import connect
+
+            status.update(f"Connecting to {scheduler} …")
+            search.set_params(backend="dask", client=connect(scheduler))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        for stale in (out / "chunks").glob("*-chunk-*.*"):
+            stale.unlink()  # a fresh search: old chunk rows would mix with the new ones
+
+    import pandas as pd
+
+    from shrinkage.estimators import save
+
+    def write_partial(results: dict) -> None:
+        frame = pd.DataFrame({k: v for k, v in results.items() if k != "params"})
+        write_csv(frame, out / "results.csv")
+
+    chunking = plan.chunking
+    if not quiet:
+        console(stderr=True).print(
+            f"{len(plan.configs)} configurations x {len(plan.data.folds)} folds = "
+            f"{chunking['n_candidates']} candidates in {chunking['n_chunks']} chunk(s) of "
+            f"<= {chunking['candidates_per_chunk']} (~{chunking['bytes_per_chunk'] / 1e6:.1f} "
+            "MB each)"
+        )
+    board = ProgressBoard("tune", display="off" if quiet else "auto")
+    for stage, steps in search.phases(plan).items():
+        board.add(stage, steps, _PHASES[stage])
+    board.add("baseline", epochs, _PHASES["baseline"])
+    board.add("report", None, _PHASES["report"])
+    try:
+        search.fit(
+            dataset.X,
+            y,
+            progress=board.search_callback(f"{out / 'chunks'}/"),
+            on_chunk=write_partial,
+        )
+        write_csv(search.results_frame(), out / "results.csv")
+        save(search.best_estimator_, out / "model", target=target)
+        from shrinkage.cli._workflows import write_tune_report
+        from shrinkage.report import describe_data
+
+        report_path = write_tune_report(
+            out,
+            search,
+            dataset.X,
+            dataset.y,
+            data=describe_data(
+                dataset.X,
+                dataset.y,
+                source=data,
+                target=target,
+                task=dataset.task,
+                preprocessing="numeric columns standardized, categorical one-hot "
+                "(fitted per fold on its training rows)",
+            ),
+            title=report_title(data, target),
+            board=board,
+        )
+    except KeyboardInterrupt:
+        board.close()
+        if not quiet:
+            _interrupted(out, plan.chunking["n_chunks"], search.refine)
+        raise SystemExit(130) from None
+    finally:
+        board.close()
+        if search.client is not None:
+            search.client.close()
+
+    if not quiet:
+        console().print(_table(search, top))
+        for stage, (n_reused, n_chunks) in board.reused.items():
+            console().print(
+                f"Resumed: reused {n_reused} of {n_chunks} {stage} chunks from "
+                f"{out / 'chunks'}/; trained {n_chunks - n_reused}."
+            )
+        best = search.best_params_
+        ratio = f", l1_ratio={best['l1_ratio']:g}" if "l1_ratio" in best else ""
+        console().print(
+            f"Best: {best['penalty']} strength={best['strength']:.4g}{ratio}, placement="
+            f"{best['placement']} ({search.scoring_} {search.best_score_:.4f}); wrote "
+            f"{out / 'results.csv'}, {out / 'model'}/ and {report_path}"
+        )
+
+
+#: What each phase of ``tune`` does, beside its line or bar.
+_PHASES = {
+    "grid": "every configuration on every fold, stacked",
+    "refine": "a finer grid around the best",
+    "refit": "the best configuration on all rows",
+    "baseline": "the same network unregularized, for the report",
+    "report": "figures and report.html",
+}
+
+
+def report_title(data: str, target: str) -> str:
+    """The report's heading from the data file's name: ``breast_cancer.csv: predicting y``."""
+    return f"{Path(data).name}: predicting {target}"
+
+
+def _setup(
+    data: str,
+    target: str,
+    task: str,
+    impute: bool,
+    kinds: str,
+    l1_ratios: str,
+    strengths: str | None,
+    grid_min: float,
+    grid_max: float,
+    per_decade: int,
+    placements: str,
+    folds: int,
+    validation_fraction: float | None,
+    scoring: str | None,
+    hidden: tuple[int, ...],
+    activation: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    optimizer: str,
+    momentum: float,
+    mode: str,
+    one_se: bool,
+    refine: bool,
+    max_memory: str,
+    seed: int,
+    device: str,
+    threads: int | None,
+    top: int,
+    out_dir: str,
+    resume: bool,
+) -> tuple[Any, Any, Any, Any]:
+    """Every check, the data and the search's plan, before anything is written."""
     import numpy as np
     import pandas as pd
 
     from shrinkage.data import CLASSIFICATION, load_dataset
-    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir, save
+    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir
     from shrinkage.search import SearchCV, default_strengths
 
     grid = _floats(strengths, "--strengths")
@@ -252,80 +400,25 @@ def tune(
         resume=resume,
     )
     plan = search.prepare(dataset.X, y)  # every check, before anything is written
-    if scheduler is not None:
-        from shrinkage.search import connect
+    return search, dataset, y, plan
 
-        search.set_params(backend="dask", client=connect(scheduler))
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        for stale in (out / "chunks").glob("*-chunk-*.*"):
-            stale.unlink()  # a fresh search: old chunk rows would mix with the new ones
 
-    def write_partial(results: dict) -> None:
-        frame = pd.DataFrame({k: v for k, v in results.items() if k != "params"})
-        write_csv(frame, out / "results.csv")
-
-    err = console(stderr=True)
-    chunking = plan.chunking
-    if not quiet:
-        err.print(
-            f"{len(plan.configs)} configurations x {len(plan.data.folds)} folds = "
-            f"{chunking['n_candidates']} candidates in {chunking['n_chunks']} chunk(s) of "
-            f"<= {chunking['candidates_per_chunk']} (~{chunking['bytes_per_chunk'] / 1e6:.1f} "
-            "MB each)"
-        )
-    try:
-        if quiet:
-            search.fit(dataset.X, y, on_chunk=write_partial)
-        else:
-            _fit_with_progress(search, dataset.X, y, err, write_partial)
-    finally:
-        if search.client is not None:
-            search.client.close()
-
-    write_csv(search.results_frame(), out / "results.csv")
-    save(search.best_estimator_, out / "model", target=target)
-    from shrinkage.cli._workflows import write_tune_report
-    from shrinkage.report import describe_data
-
-    report_path = write_tune_report(
-        out,
-        search,
-        dataset.X,
-        dataset.y,
-        data=describe_data(
-            dataset.X,
-            dataset.y,
-            source=data,
-            target=target,
-            task=dataset.task,
-            preprocessing="numeric columns standardized, categorical one-hot "
-            "(fitted per fold on its training rows)",
-        ),
+def _interrupted(out: Path, n_chunks: int, refine: bool) -> None:
+    """After Ctrl-C: what is saved, and the command that continues from it."""
+    saved = len(list((out / "chunks").glob("grid-chunk-*.json")))
+    root = click.get_current_context().find_root().obj
+    words = list(root.get("argv", [])) if isinstance(root, dict) else sys.argv[1:]
+    if "--resume" not in words:
+        words.append("--resume")
+    where = f"{out / 'chunks'}/"
+    if saved >= n_chunks:
+        done = f"All {n_chunks} grid chunks are saved in {where}"
+        if refine:
+            done += " (and the refine chunks that finished)"
+    elif saved:
+        done = f"{saved} of {n_chunks} grid chunks finished and are saved in {where}"
+    else:
+        done = f"No grid chunk had finished (each is saved in {where} when it does)"
+    console(stderr=True).print(
+        f"Interrupted. {done}; continue with:\n  {shlex.join(['shrinkage', *words])}"
     )
-    if not quiet:
-        console().print(_table(search, top))
-        best = search.best_params_
-        ratio = f", l1_ratio={best['l1_ratio']:g}" if "l1_ratio" in best else ""
-        console().print(
-            f"Best: {best['penalty']} strength={best['strength']:.4g}{ratio}, placement="
-            f"{best['placement']} ({search.scoring_} {search.best_score_:.4f}); wrote "
-            f"{out / 'results.csv'}, {out / 'model'}/ and {report_path}"
-        )
-
-
-def _fit_with_progress(search: Any, X: Any, y: Any, console: Any, on_chunk: Any) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[tuple[str, int], Any] = {}
-
-        def report(p: Any) -> None:
-            key = (p.stage, p.chunk)
-            if key not in tasks:
-                label = f"{p.stage} chunk {p.chunk}/{p.n_chunks} epochs"
-                tasks[key] = bar.add_task(label, total=p.epochs)
-            bar.update(tasks[key], completed=p.epoch)
-
-        search.fit(X, y, progress=report, on_chunk=on_chunk)

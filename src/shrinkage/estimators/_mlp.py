@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +40,7 @@ from shrinkage._names import (
     CLASSIFICATION,
     REGRESSION,
 )
+from shrinkage._progress import ProgressBoard
 from shrinkage.data import Preprocessor, encode_labels
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import _persistence
@@ -286,6 +286,7 @@ class _BaseMLP(BaseEstimator):
         context = None
         if isinstance(self.penalty, str):
             context = {"strength": float(self.strength), "learning_rate": settings.learning_rate}
+        board = self._board(settings)
         try:
             history = fit_model(
                 model,
@@ -302,11 +303,15 @@ class _BaseMLP(BaseEstimator):
                 score_fn=make_score(task, n_classes),
                 early_stopping=settings.early_stopping,
                 patience=settings.patience,
-                progress=self._progress(settings, progress),
+                progress=self._progress(board, progress),
                 context=context,
             )
+            if board is not None:
+                board.finish("train")
         finally:
             regularizer.remove()
+            if board is not None:
+                board.close()
 
         # Set together at the end, so a fit that fails leaves the previous model consistent.
         if classes is not None:
@@ -351,21 +356,24 @@ class _BaseMLP(BaseEstimator):
         best = max(history, key=lambda row: (row["val_score"], -row["epoch"]))
         return best["epoch"]
 
-    def _progress(
-        self, settings: Settings, progress: Callable[[int, dict[str, Any]], None] | None
-    ) -> Callable[[int, dict[str, Any]], None] | None:
+    def _board(self, settings: Settings) -> ProgressBoard | None:
+        """With ``verbose``: a bar of the epochs (rich in a terminal or Jupyter, else lines)."""
         if not settings.verbose:
+            return None
+        board = ProgressBoard(type(self).__name__, stderr=False)
+        board.add("train", settings.epochs)
+        return board
+
+    @staticmethod
+    def _progress(
+        board: ProgressBoard | None, progress: Callable[[int, dict[str, Any]], None] | None
+    ) -> Callable[[int, dict[str, Any]], None] | None:
+        if board is None:
             return progress
-        every = max(1, settings.epochs // 10)
+        shown = board.epoch_callback("train")
 
         def report(epoch: int, row: dict[str, Any]) -> None:
-            if epoch % every == 0 or epoch == 1:
-                val = "" if row["val_score"] is None else f", val score {row['val_score']:.4f}"
-                print(
-                    f"epoch {epoch}/{settings.epochs}: loss {row['data_loss']:.4g}, penalty "
-                    f"{row['penalty']:.4g}, train score {row['train_score']:.4f}{val}",
-                    file=sys.stdout,
-                )
+            shown(epoch, row)
             if progress is not None:
                 progress(epoch, row)
 
@@ -521,7 +529,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         random_state: an int seed (initialization, shuffling, validation split), a numpy
             RandomState, or None.
         device: the torch device to train on.
-        verbose: print the loss and scores ten times during training.
+        verbose: show the training: a bar of the epochs with the loss and scores (rich in a
+            terminal or Jupyter; elsewhere a line per tenth of the epochs or 10 seconds).
 
     Attributes:
         classes_: the class labels, sorted.

@@ -105,7 +105,10 @@ class SearchCV(BaseEstimator):
         client: the ``dask.distributed.Client`` of ``backend="dask"``.
         resume: read the chunks already finished in ``checkpoint_dir`` instead of training
             them again (see :mod:`shrinkage.search`); the results equal an uninterrupted run.
-        verbose: 0 silent, 1 print the chunking and the best configuration.
+        verbose: 0 silent; 1 print the chunking and the best configuration, and show the
+            progress: an overall bar with the time remaining over the phases ``grid``,
+            ``refine`` and ``refit`` (rich bars in a terminal or Jupyter, a line every
+            10 seconds otherwise; :class:`shrinkage._progress.ProgressBoard`).
 
     Attributes:
         cv_results_: a dict of numpy arrays, one entry per configuration (refinement rows
@@ -203,7 +206,10 @@ class SearchCV(BaseEstimator):
             X: a 2-D array or DataFrame (or, with ``model_factory``, any ``(n, ...)`` array).
             y: the target, one value per row.
             progress: called after every epoch of every chunk with a :class:`Progress`
-                (with the dask backend, once per chunk, when it finishes).
+                (with the dask backend, once per chunk, when it finishes), once for each
+                chunk a resumed search reads back (``reused=True``), and after every epoch
+                of the refit (stage ``"refit"``). :meth:`phases` gives the steps of each
+                stage beforehand.
             on_chunk: called after every finished chunk with the results so far, a dict
                 like ``cv_results_`` whose unfinished configurations have status
                 ``"pending"`` (e.g. to rewrite a results file as the search goes).
@@ -337,17 +343,60 @@ class SearchCV(BaseEstimator):
             fingerprint=fingerprint(data, configs, seeds),
         )
 
+    def phases(self, setup: SearchSetup) -> dict[str, int]:
+        """The stages :meth:`fit` will run and their steps: epochs of one stack per chunk.
+
+        ``grid``: chunks x epochs; ``refine`` (with ``refine=True``): its chunks x
+        ``refine_epochs``; ``refit`` (with ``refit=True``): epochs. A stack trains all its
+        candidates in one pass, so an epoch of a chunk and an epoch of the refit cost about
+        the same: these steps make an overall progress bar whose time remaining holds
+        across stages.
+
+        Args:
+            setup: what :meth:`prepare` returned.
+
+        Returns:
+            ``{stage: steps}`` in the order the stages run.
+        """
+        settings = setup.data.settings
+        per_chunk = setup.chunking["candidates_per_chunk"]
+        out = {"grid": setup.chunking["n_chunks"] * settings.epochs}
+        if self.refine:
+            n_refine = self.refine_points * len(setup.data.folds)
+            epochs = self.refine_epochs or max(1, settings.epochs // 2)
+            out["refine"] = math.ceil(n_refine / per_chunk) * epochs
+        if self.refit:
+            out["refit"] = settings.epochs
+        return out
+
     def _fit(self, X: Any, y: Any, progress: Callable[[Progress], None] | None) -> SearchCV:
         setup = self.prepare(X, y)
-        data, configs, specs = setup.data, setup.configs, setup.specs
-        n_folds, per_chunk = len(data.folds), setup.chunking["candidates_per_chunk"]
+        board = None
         if self.verbose:
             c = setup.chunking
             print(
-                f"SearchCV: {len(configs)} configurations x {n_folds} folds = "
-                f"{c['n_candidates']} candidates in {c['n_chunks']} chunk(s) of "
+                f"SearchCV: {len(setup.configs)} configurations x {len(setup.data.folds)} "
+                f"folds = {c['n_candidates']} candidates in {c['n_chunks']} chunk(s) of "
                 f"<= {c['candidates_per_chunk']} (~{c['bytes_per_chunk'] / 1e6:.1f} MB each)"
             )
+            from shrinkage._progress import ProgressBoard
+
+            board = ProgressBoard("SearchCV", stderr=False)
+            for stage, steps in self.phases(setup).items():
+                board.add(stage, steps)
+            progress = _both(progress, board.search_callback())
+        try:
+            self._search(setup, progress)
+        finally:
+            if board is not None:
+                board.close()
+        if self.verbose:
+            print(f"SearchCV: best {self.best_params_} with mean score {self.best_score_:.4f}")
+        return self
+
+    def _search(self, setup: SearchSetup, progress: Callable[[Progress], None] | None) -> None:
+        data, configs, specs = setup.data, setup.configs, setup.specs
+        n_folds, per_chunk = len(data.folds), setup.chunking["candidates_per_chunk"]
         checkpoint = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
         rows, states = self._run(
             setup, specs, per_chunk, "grid", progress, checkpoint, keep=self.refine
@@ -379,11 +428,8 @@ class SearchCV(BaseEstimator):
         self.refit_time_ = 0.0
         if self.refit:
             started = time.perf_counter()
-            self._refit(setup)
+            self._refit(setup, progress)
             self.refit_time_ = time.perf_counter() - started
-        if self.verbose:
-            print(f"SearchCV: best {self.best_params_} with mean score {self.best_score_:.4f}")
-        return self
 
     # ----------------------------------------------------------------- pieces
 
@@ -481,6 +527,12 @@ class SearchCV(BaseEstimator):
                 epochs = chunks[c][0].epochs
                 progress(Progress(stage, c + 1, len(chunks), epoch or epochs, epochs))
 
+        def reused(indices: list[int]) -> None:
+            if progress is not None:
+                for c in indices:
+                    epochs = chunks[c][0].epochs
+                    progress(Progress(stage, c + 1, len(chunks), epochs, epochs, reused=True))
+
         on_chunk = None
         if getattr(self, "_on_chunk", None) is not None:
             earlier = setup.specs if stage == "refine" else []
@@ -490,6 +542,8 @@ class SearchCV(BaseEstimator):
                 self._on_chunk(partial_results(setup, [*earlier, *specs], [*before, *done]))
 
         check_bool(self.resume, "resume")
+        if progress is not None and chunks:  # the stage starts now, before its first epoch
+            progress(Progress(stage, 1, len(chunks), 0, chunks[0][0].epochs))
         return run_chunks(
             setup.data,
             chunks,
@@ -503,6 +557,7 @@ class SearchCV(BaseEstimator):
             n_threads=self.n_threads,
             progress=report,
             on_chunk=on_chunk,
+            on_reused=reused,
         )
 
     def _refine(
@@ -555,14 +610,21 @@ class SearchCV(BaseEstimator):
         setup.configs = setup.configs + new_configs
         return merged, np.arange(start, start + len(new_configs))
 
-    def _refit(self, setup: SearchSetup) -> None:
+    def _refit(self, setup: SearchSetup, progress: Callable[[Progress], None] | None) -> None:
         params, data, seed = self.best_params_, setup.data, setup.refit_seed
+        epochs = data.settings.epochs
+
+        def report(epoch: int, *row: Any) -> None:
+            if progress is not None:
+                progress(Progress("refit", 1, 1, epoch, epochs))
+
+        report(0)
         if data.factory is None:
             from sklearn.base import clone
 
             chosen = {**params, "random_state": seed, "device": str(data.device)}
             model = clone(setup.estimator).set_params(**chosen)
-            self.best_estimator_ = model.fit(setup.X, setup.y)
+            self.best_estimator_ = model.fit(setup.X, setup.y, progress=report)
             self.best_model_ = model.model_
             return
         all_rows = np.arange(data.n_rows)
@@ -589,7 +651,7 @@ class SearchCV(BaseEstimator):
             placement=params["placement"],
             epochs=data.settings.epochs,
         )
-        result = run_chunk(refit_data, [spec], keep_states=True)
+        result = run_chunk(refit_data, [spec], keep_states=True, progress=report)
         assert result.states is not None
         stack = StackedModule(data.factory, [seed], data.device)
         stack.load_state(0, {n: torch.as_tensor(v) for n, v in result.states[0].items()})
@@ -623,6 +685,19 @@ class SearchCV(BaseEstimator):
                 "model_factory) first."
             )
         return estimator
+
+
+def _both(
+    first: Callable[[Progress], None] | None, second: Callable[[Progress], None]
+) -> Callable[[Progress], None]:
+    """One progress hook that calls the caller's (if any), then the board's."""
+
+    def report(event: Progress) -> None:
+        if first is not None:
+            first(event)
+        second(event)
+
+    return report
 
 
 @dataclass
