@@ -487,9 +487,10 @@ def test_real_entry_point_in_a_subprocess(tmp_path):
 
 
 def test_demo_command_prints_the_table(capsys, tmp_path):
-    code, out, err = run(["demo", "--epochs", "15", "--quiet", "-o", str(tmp_path)], capsys)
+    folder = tmp_path / "shrinkage-demo"  # not there yet, as on a fresh clone
+    code, out, err = run(["demo", "--epochs", "15", "--quiet", "-o", str(folder)], capsys)
     assert code == 0 and err == ""
-    report = tmp_path / "report.html"
+    report = folder / "report.html"
     assert report.is_file() and "<img" in report.read_text(encoding="utf-8")
     assert "tuned by CV" in out and f"Report: {report}" in " ".join(out.split())
     for text in (

@@ -18,6 +18,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import KFold
 
+from shrinkage.analysis import grid_edge
 from shrinkage.cli._workflows import tune_demo
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import MLPClassifier, MLPRegressor
@@ -206,13 +207,30 @@ def test_refine_adds_a_finer_grid_around_the_best_strength():
     r = search.cv_results_
     refine = r["stage"] == "refine"
     assert refine.sum() == 3 and (r["stage"] == "grid").sum() == 6
-    grid_best = np.argmax(np.where(refine, -np.inf, r["mean_test_score"]))
+    grid_best = choose(r, np.flatnonzero(~refine), False)
     centre = r["param_strength"][grid_best]
+    # two thirds of a grid step (2 decades) each side; past the edge when the best is one
+    offsets = {1.0: [0, 2, 4], 1e-4: [-4, -2, 0]}.get(centre, [-4 / 3, 0, 4 / 3])
     np.testing.assert_allclose(
-        np.log10(r["param_strength"][refine]), np.log10(centre) + np.array([-4 / 3, 0, 4 / 3])
+        np.log10(r["param_strength"][refine]), np.log10(centre) + np.array(offsets)
     )
     assert set(r["param_placement"][refine]) == {r["param_placement"][grid_best]}
     assert refine[search.best_index_]
+
+
+def test_refine_looks_past_the_edge_when_the_best_is_the_strongest_tried():
+    X, y = _classification()
+    # Penalties too small to change a score: the scores tie, and ties go to the larger
+    # strength, so the best is the top of the grid.
+    search = _search(
+        strengths=[1e-9, 1e-8], placements=("all",), refine=True, refine_points=3, refit=False
+    ).fit(X, y)
+    r = search.cv_results_
+    refine = r["stage"] == "refine"
+    np.testing.assert_array_equal(r["mean_test_score"][~refine], r["mean_test_score"][0])
+    np.testing.assert_allclose(r["param_strength"][refine], [1e-8, 1e-7, 1e-6])
+    # the grid's top is no longer an edge once the refinement looked past it
+    assert grid_edge(r, 1) is None and grid_edge(r, 4) == "upper"
 
 
 ONE_SE_CASES = [

@@ -288,6 +288,7 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
             board.start("report")
             from shrinkage.cli._workflows import write_demo_report
 
+            Path(output).mkdir(parents=True, exist_ok=True)  # `make demo` on a fresh clone
             report = write_demo_report(
                 Path(output) / "report.html",
                 tuned.estimator,

@@ -81,7 +81,9 @@ class SearchCV(BaseEstimator):
             standard error (``std_test_score / sqrt(n_splits)``) of the best.
         refine: after the grid, train a finer log grid around the best strength
             (``refine_points`` values spanning two thirds of a grid step each side,
-            same kind/ratio/placement), each candidate warm-started from the best
+            same kind/ratio/placement; when the best is the largest or smallest strength of
+            the grid, two grid steps past that edge instead, the best included, so an
+            optimum beyond the grid is found), each candidate warm-started from the best
             configuration's weights on its fold and trained ``refine_epochs`` more epochs
             (fresh optimizer state); the choice is then made among these. The grid
             candidates' final weights are kept in memory until the grid is done.
@@ -577,6 +579,11 @@ class SearchCV(BaseEstimator):
         positive = np.log10(grid[grid > 0])
         step = float(np.min(np.diff(positive))) if len(positive) > 1 else 1.0
         offsets = np.linspace(-2 * step / 3, 2 * step / 3, self.refine_points)
+        if len(positive) > 1 and strength >= grid.max():
+            # The best is the strongest tried: the optimum may lie beyond; look past the edge.
+            offsets = np.linspace(0.0, 2 * step, self.refine_points)
+        elif len(positive) > 1 and strength <= grid[grid > 0].min():
+            offsets = np.linspace(-2 * step, 0.0, self.refine_points)
         values = strength * 10.0**offsets
         n_folds = len(setup.data.folds)
         start = len(setup.configs)
