@@ -92,11 +92,27 @@ def tuned(tmp_path_factory):
     return {"search": search, "out": out, "path": path, "X": X, "y": y}
 
 
+def plots(text: str) -> list[str]:
+    """The figures of a report, in order: each drawn twice, wide and narrow (for phones)."""
+    wide = re.findall(r'<div class="wide"><svg [^>]*aria-label="([^"]+)"', text)
+    narrow = re.findall(r'<div class="narrow"><svg [^>]*aria-label="([^"]+)"', text)
+    assert wide == narrow
+    return wide
+
+
 def check_self_contained(text: str) -> Page:
     page = Page(text)
     assert not page.attrs("script") and not page.attrs("link") and not page.attrs("iframe")
     assert not re.search(r"(?i)\b(src|href)\s*=\s*[\"']?(https?:|//)", text)
-    assert "url(" not in text  # no CSS fetches either
+    assert not re.search(r"url\((?!#)", text)  # no CSS fetches: only links inside the SVGs
+    hrefs = [a.get("xlink:href", a.get("href")) for t, a in page.tags if t in ("use", "image")]
+    assert all(h.startswith(("#", "data:image/png;base64,")) for h in hrefs)
+    ids = [a["id"] for t, a in page.tags if "id" in a]
+    assert len(ids) == len(set(ids))  # the two drawings of a figure share no id
+    for image in page.attrs("image"):  # rasterized layers inside the SVGs
+        data = image.get("xlink:href", image.get("href"))
+        picture = Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1])))
+        assert picture.format == "PNG" and np.asarray(picture.convert("L")).std() > 5
     metas = page.attrs("meta")
     assert {"name": "viewport", "content": "width=device-width, initial-scale=1"} in metas
     csp = [m["content"] for m in metas if m.get("http-equiv") == "Content-Security-Policy"]
@@ -114,8 +130,9 @@ def check_self_contained(text: str) -> Page:
 def test_tune_report_is_one_self_contained_file(tuned):
     path = tuned["path"]
     assert path == tuned["out"] / "report.html"
-    page = check_self_contained(path.read_text(encoding="utf-8"))
-    assert [img["alt"] for img in page.attrs("img")] == FIGURES
+    text = path.read_text(encoding="utf-8")
+    page = check_self_contained(text)
+    assert plots(text) == FIGURES
     assert page.headings == SECTIONS
     assert sorted(os.listdir(tuned["out"])) == [
         "baseline.safetensors",
@@ -146,13 +163,15 @@ def test_report_states_data_search_choice_and_convention(tuned):
     assert "<td>best mean CV score</td>" in text and "<td>accuracy</td>" in text
     # the convention, with the course's lambda for m = 60 rows: 2 * 60 * strength
     assert "J = mean loss + λ·Σw²" in text
-    assert f"<td>{2 * 60 * best['strength']:.4g} (m = 60)</td>" in text
-    assert f"<td>{2 * best['strength']:.4g}</td>" in text
-    # the diagnosis of the chosen row, as diagnose_search reads it
-    from shrinkage.analysis import diagnose_search
+    assert f">{2 * 60 * best['strength']:.4g} (m = 60)</td>" in text
+    assert f">{2 * best['strength']:.4g}</td>" in text
+    # the verdict reads the search: the edge of the grid first, then the chosen row's gap
+    from shrinkage.analysis import diagnose_search, grid_edge
 
-    verdict = diagnose_search(search).verdict
-    assert f'">{verdict}</span>' in text
+    badge = {"upper": "λ at the top of the grid", "lower": "λ at the bottom of the grid"}.get(
+        grid_edge(search, search.best_index_), diagnose_search(search).verdict
+    )
+    assert f'">{badge}</span>' in text
     assert "1% train vs 11% validation error is high variance" in text
 
 
@@ -193,8 +212,8 @@ def test_cli_rebuilds_the_report_from_the_directory(tuned, tmp_path, capsys):
     main(["report", str(tuned["out"]), "-o", str(target), "--title", "rebuilt"])
     assert capsys.readouterr().out.strip() == str(target)
     text = target.read_text(encoding="utf-8")
-    page = check_self_contained(text)
-    assert [img["alt"] for img in page.attrs("img")] == FIGURES
+    check_self_contained(text)
+    assert plots(text) == FIGURES
     assert "<title>rebuilt</title>" in text
     original = tuned["path"].read_text(encoding="utf-8")
     card = re.compile(r'<div class="cards">.*?</section>', re.S)
@@ -232,12 +251,8 @@ def test_single_estimator_report(tmp_path):
     est = MLPClassifier((6,), epochs=8, early_stopping=True, validation_fraction=0.25).fit(X, y)
     path = R.build_report(est, tmp_path / "one.html", X=X, y=y)
     text = path.read_text(encoding="utf-8")
-    page = check_self_contained(text)
-    assert [img["alt"] for img in page.attrs("img")] == [
-        "weight histograms",
-        "learning curves",
-        "decision boundary",
-    ]
+    check_self_contained(text)
+    assert plots(text) == ["weight histograms", "learning curves", "decision boundary"]
     assert "No search: a single fit." in text
     assert "refit model, last epoch (validation rows)" in text  # diagnosed from history_
 
@@ -351,12 +366,13 @@ def test_demo_report_compares_the_two_networks(tuned, tmp_path):
         y_test,
     )
     text = path.read_text(encoding="utf-8")
-    page = check_self_contained(text)
-    assert [img["alt"] for img in page.attrs("img")] == FIGURES[3:]
-    boundary = page.attrs("img")[-1]
-    assert (boundary["width"], boundary["height"]) == ("1000", "420")  # two panels
-    assert "<td>unregularized: train vs test accuracy</td>" in text
-    assert "<td>chosen: train vs test accuracy</td>" in text
+    check_self_contained(text)
+    assert plots(text) == FIGURES[3:]
+    # two panels: the unregularized and the chosen boundary
+    assert text.count(">Decision boundary: unregularized</text>") == 2  # wide and narrow
+    assert text.count(">Decision boundary: chosen</text>") == 2
+    assert ">unregularized: train vs test accuracy</td>" in text
+    assert ">chosen: train vs test accuracy</td>" in text
     assert '<div class="value">hidden</div>' in text and '<div class="value">0.01</div>' in text
     assert "<td>30</td>" in text and "<td>test rows</td><td>30</td>" in text
 
@@ -372,7 +388,7 @@ def test_cards_describe_the_shown_model_when_it_is_not_the_searched_choice(tuned
     assert "CV score" not in cards  # the search's score is not this model's
     best = search.best_params_
     assert (
-        f"<td>the search&#x27;s choice (l2 λ={best['strength']:.4g} on {best['placement']}), "
+        f">the search&#x27;s choice (l2 λ={best['strength']:.4g} on {best['placement']}), "
         "cross-validated</td>"
     ) in text
     inputs.estimator = search.best_estimator_

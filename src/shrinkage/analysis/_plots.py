@@ -385,7 +385,7 @@ def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     _log_scale(ax)
     ax.set_xlabel(_LAMBDA)
     ax.set_ylabel("weight L2 norm")
-    ax.set_title("Where the penalty goes: per-layer norms by placement")
+    ax.set_title("Per-layer norms by placement")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small", loc="best")
     return ax
@@ -571,7 +571,7 @@ def plot_decision_boundary(
         z = np.asarray(estimator.predict_proba(query))[:, 1].reshape(gx.shape)
         mesh = ax.contourf(gx, gy, z, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
         ax.contour(gx, gy, z, levels=[0.5], colors="black", linewidths=1.2)
-        ax.figure.colorbar(mesh, ax=ax, label=f"P({classes[1]})")
+        ax.figure.colorbar(mesh, ax=ax, label=f"P(y = {classes[1]})")
     else:
         pred = np.asarray(estimator.predict(query)).ravel()
         if classes is not None:
@@ -588,19 +588,20 @@ def plot_decision_boundary(
         target = np.asarray(y).ravel()
         labels, codes = np.unique(target, return_inverse=True)
         binary = len(labels) <= 2
-        # A marker *and* a colour per class: the classes stay apart over any background
-        # (and in grey print); dark fills on a white edge stand out from the colour map.
-        colors = ["#08306b", "#67000d"] if binary else [f"C{i % 10}" for i in range(len(labels))]
+        # A marker *and* a fill per class: the classes stay apart over any background (and
+        # in grey print): dark circles with a white rim, white triangles with a dark rim, ...
+        colors = ["#08306b", "white"] if binary else [f"C{i % 10}" for i in range(len(labels))]
+        edges = ["white", "#67000d"] if binary else ["black"] * len(labels)
         for code, label in enumerate(labels):
             mine = codes == code
             ax.scatter(
                 points[mine, 0],
                 points[mine, 1],
                 marker=_CLASS_MARKERS[code % len(_CLASS_MARKERS)],
-                s=24,
+                s=30,
                 color=colors[code],
-                edgecolors="white",
-                linewidths=0.6,
+                edgecolors=edges[code],
+                linewidths=0.9,
                 label=f"class {label}",
             )
         ax.legend(fontsize="small", loc="best")

@@ -42,8 +42,9 @@ th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: le
 th { background: #f7f8fa; font-weight: 600; }
 th.num { text-align: right; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.kv { width: 100%; }
 table.kv td { overflow-wrap: anywhere; }
-table.kv td:first-child { color: var(--muted); width: 12em; }
+table.kv td:first-child { color: var(--muted); width: 14em; }
 tr.best td { background: #fff8db; }
 .tag { display: inline-block; border-radius: 4px; padding: 0 6px; margin: 1px 2px 1px 0;
   font-size: 0.8rem; font-weight: 600; background: #e8eefc; color: #1e3a8a; white-space: nowrap; }
@@ -74,6 +75,7 @@ footer { color: var(--muted); font-size: 0.85rem; text-align: center; margin: 18
     padding: 2px 6px; text-align: right; white-space: normal; }
   table.data td::before { content: attr(data-label); color: var(--muted); text-align: left;
     flex: 0 0 45%; }
+  table.data td:not([data-label])::before { display: none; }
   table.data td.empty { display: none; }
 }
 """
