@@ -10,7 +10,7 @@ only prints that line on a terminal), and compared with the time torch's import 
 
 Run::
 
-    python bench/cli_startup.py [--runs 10] [--quick] [--json bench/results/cli_startup.json]
+    python bench/cli_startup.py [--runs 10] [--quick]
 """
 
 from __future__ import annotations
@@ -107,9 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="runs per command (median)")
     parser.add_argument("--quick", action="store_true", help="3 runs, no fit timing")
-    parser.add_argument("--json", default="bench/results/cli_startup.json")
+    parser.add_argument(
+        "--json", default=None, help="default: bench/results/cli_startup(-quick).json"
+    )
     args = parser.parse_args()
     runs = 3 if args.quick else args.runs
+    if args.json is None:
+        args.json = f"bench/results/cli_startup{'-quick' if args.quick else ''}.json"
     base = entry_point()
     wall(base + ["--version"])  # warm the file cache once
     results = {}

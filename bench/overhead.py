@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import random
 import statistics
@@ -246,7 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         help="wall: perf_counter; cpu: process CPU time, steadier on a loaded machine "
         "(use it with --threads 1, where idle OpenMP threads cannot spin into it)",
     )
-    parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        default=None,
+        help="where to write the numbers as JSON (default: bench/results/overhead-OPTIMIZER"
+        ".json; -quick.json with --quick)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 5 rounds of 1 step, 2 warm-up steps"
+    )
     parser.add_argument(
         "--variants",
         type=lambda text: text.split(","),
@@ -254,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated subset of {','.join(VARIANTS)} ('none' always runs)",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps, args.warmup = 5, 1, 2
+    if args.json is None:
+        quick = "-quick" if args.quick else ""
+        args.json = f"bench/results/overhead-{args.optimizer}{quick}.json"
     unknown = set(args.variants or ()) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
@@ -262,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     print_table(report)
     if args.json:
+        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
     return 0

@@ -46,6 +46,8 @@ def test_tune_writes_results_and_model(table, tmp_path, capsys):
     assert set(model.classes_) == {"yes", "no"}
     assert model.predict(pd.read_csv(table).drop(columns="y")).shape == (45,)
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+    # the report's title comes from the data file's name
+    assert "<title>data.csv: predicting y</title>" in (out / "report.html").read_text("utf-8")
 
 
 def test_tune_prints_the_top_table(table, tmp_path, capsys):

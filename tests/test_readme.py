@@ -17,7 +17,7 @@ INTEGRATION_BLOCKS = re.findall(r"```python\n(.*?)```", INTEGRATIONS, re.S)
 def test_readme_has_the_two_commands_and_python_examples():
     text = README.read_text(encoding="utf-8")
     assert "make demo" in text and "make test" in text
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
 
 
 def test_regularizer_example_runs(capsys):
@@ -32,6 +32,15 @@ def test_estimator_and_search_example_runs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "(64, 2)" and lines[1] == "(3, 64)"
     assert "'strength'" in lines[2] and "'placement'" in lines[2]
+
+
+def test_any_model_weights_and_activations_example_runs(capsys):
+    exec(compile(BLOCKS[2], "README-example-3", "exec"), {})
+    out = capsys.readouterr().out
+    assert "0.weight" in out and "L1(l1=0.001)" in out and "L2(l2=0.0001)" in out
+    assert "{'1': (32, 8, 8, 8), '4': (32, 10)}" in out
+    assert "ReLU" in out and "fraction_active" in out
+    assert out.rstrip().endswith("(32, 8, 8, 8)")
 
 
 def test_integration_examples_run(monkeypatch, tmp_path):

@@ -417,3 +417,129 @@ def test_tune_report_on_a_table_with_a_categorical_column(tmp_path, no_figures):
         "classes": {"0": 20, "1": 20},
     }
     assert [row["units"] for row in meta["activations"]] == [4]
+
+
+def _results(strengths, scores, train, placements=None):
+    """A results table of one kind: scores per configuration, 2 folds."""
+    n = len(strengths)
+    return pd.DataFrame(
+        {
+            "param_kind": ["l2"] * n,
+            "param_strength": strengths,
+            "param_placement": placements or ["all"] * n,
+            "mean_test_score": scores,
+            "std_test_score": [0.01] * n,
+            "mean_train_score": train,
+            "mean_fit_time": [0.5] * n,
+            "split0_test_score": scores,
+            "split1_test_score": scores,
+        }
+    )
+
+
+def _headline(text):
+    return re.search(r'<span class="badge (\w+)">(.*?)</span> (.*?)</p>', text).groups()
+
+
+@pytest.mark.parametrize(
+    "scores, train, chosen, badge, words",
+    [
+        # the best λ inside the grid, train and CV close: keep it
+        ([0.90, 0.95, 0.93], [0.97, 0.96, 0.94], 1, "balanced", "keep it"),
+        # inside the grid with a large gap: the grid already tried more λ, so not "increase"
+        ([0.80, 0.85, 0.83], [1.0, 1.0, 0.95], 1, "high variance", "not more λ"),
+        # inside the grid with a high train error: weaker λ validated worse
+        ([0.60, 0.70, 0.65], [0.72, 0.71, 0.66], 1, "high bias", "λ is not what holds"),
+        # the best is the strongest tried: extend the grid up (the issue's diabetes case)
+        ([0.40, 0.45, 0.50], [0.50, 0.49, 0.52], 2, "λ at the top of the grid", "--grid-max 10"),
+        ([0.90, 0.85, 0.80], [0.99, 0.90, 0.81], 0, "λ at the bottom of the grid", "--grid-min"),
+    ],
+)
+def test_the_headline_comes_from_the_cross_validated_evidence(
+    scores, train, chosen, badge, words, no_figures
+):
+    inputs = R.ReportInputs(results=_results([0.01, 0.1, 1.0], scores, train), chosen_index=chosen)
+    text = R.render_html(inputs)
+    css, shown, sentence = _headline(text)
+    assert shown == badge and words in sentence
+    assert "decrease λ" not in text.split("</section>")[1].split("Error = 1")[0] or (
+        badge != "λ at the top of the grid"
+    )
+    assert "set baseline_error" not in text
+    assert f'<div class="value">{badge}</div>' in text  # the card says the same
+
+
+def test_the_demo_headline_follows_its_search_not_its_test_rows(no_figures):
+    # The demo's tuned network: perfect on its 30 training rows, 5.7 points worse on the 70
+    # test rows (high variance on its own), but the CV-chosen λ, balanced by cross-validation.
+    from shrinkage.analysis import diagnose_scores
+
+    results = _results([1e-3, 2e-3, 1e-2], [0.93, 0.967, 0.95], [1.0, 1.0, 0.98])
+    inputs = R.ReportInputs(
+        results=results,
+        chosen_index=1,
+        diagnoses=[("chosen: train vs test accuracy", diagnose_scores(1.0, 0.943))],
+    )
+    text = R.render_html(inputs)
+    assert _headline(text)[1] == "balanced"
+    assert ">keep λ (CV optimum)</td>" in text and ">high variance</td>" in text
+
+
+def test_tables_speak_words_and_tied_rows_show_the_chosen_one_first(tuned, no_figures):
+    # three configurations tie; the search chose the middle strength
+    results = _results([0.01, 0.1, 1.0], [0.9, 0.9, 0.9], [0.95, 0.95, 0.95])
+    text = R.render_html(R.ReportInputs(results=results, chosen_index=1))
+    table = text.split("Best configurations by CV score")[1]
+    headers = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", table)
+    assert headers == [
+        "λ",
+        "penalty",
+        "placement",
+        "CV score",
+        "± std",
+        "train score",
+        "fit time (s)*",
+        "",
+    ]
+    assert not [h for h in headers if "_" in h]
+    strengths = re.findall(r'<td class="num" data-label="λ">(.*?)</td>', table)
+    assert strengths == ["0.1", "1", "0.01"]  # chosen, then the larger strength
+    assert '<span class="tag chosen">chosen</span>' in table.split("</tr>")[1]
+    assert "shared out among the chunk's candidates" in table
+    assert "training time" in text and "a stack&#x27;s time shared among its candidates" in text
+
+
+def test_settings_that_matter_and_no_undiagnosable_history_line(tuned, no_figures):
+    search = tuned["search"]
+    inputs = R.load_report_inputs(tuned["out"])
+    text = R.render_html(inputs)
+    settings = text.split("Estimator settings")[1].split("</table>")[0]
+    keys = re.findall(r"<tr><td>(.*?)</td>", settings)
+    assert keys == [
+        "hidden layers",
+        "activation",
+        "optimizer",
+        "learning rate",
+        "epochs",
+        "batch size",
+        "penalty applied as",
+        "early stopping",
+        "device",
+        "seed",
+    ]
+    assert "<td>0 (the search&#x27;s random_state" in settings  # not the refit's derived seed
+    assert str(search.refit_seed_) not in settings
+    assert "learning history was not diagnosed" not in text  # the refit holds no rows out
+    weights = text.split("Weights of the chosen model")[1].split("</table>")[0]
+    assert re.findall(r"<th(?: [^>]*)?>(.*?)</th>", weights) == [
+        "weight",
+        "shape",
+        "penalty",
+        "penalty term",
+        "L1 norm",
+        "L2 norm",
+        "max |w|",
+        "zeros",
+        "|w| &lt; 0.001",
+        "dead units",
+    ]

@@ -54,6 +54,14 @@ class ConfigMixin:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def __str__(self) -> str:
+        """``repr`` with numbers to 4 significant digits: ``L2(l2=0.03162)`` in tables."""
+        args = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}"
+            for k, v in self.get_config().items()
+        )
+        return f"{type(self).__name__}({args})"
+
 
 class Registry(Generic[T]):
     """Resolve, serialize and rebuild the members of one family by name.

@@ -81,7 +81,10 @@ def _table(search: Any, top: int) -> Any:
     from rich.table import Table
 
     frame = search.results_frame()
-    frame = frame.sort_values(["rank_test_score", "param_strength"], ascending=[True, False])
+    # Tied rows: the chosen one first, then the larger strength (the search's tie-break).
+    frame = frame.assign(_other=frame.index != search.best_index_).sort_values(
+        ["rank_test_score", "_other", "param_strength"], ascending=[True, True, False]
+    )
     stages = frame["stage"].nunique() > 1
     title = f"Top {min(top, len(frame))} of {len(frame)} configurations ({search.scoring_})"
     table = Table(title=title)
