@@ -95,25 +95,15 @@ CHECK_PAGE = """(async () => {
   };
 })()"""
 
-#: The figures of the reports below, in order (the demo has no placement study).
-PLOTS = {
-    "tune": [
-        "validation curve",
-        "regularization path",
-        "placement study",
-        "weight histograms",
-        "learning curves",
-        "decision boundary",
-    ],
-    "demo": [
-        "validation curve",
-        "regularization path",
-        "placement study",
-        "weight histograms",
-        "learning curves",
-        "decision boundary",
-    ],
-}
+#: The figures of both reports below, in order.
+PLOTS = [
+    "validation curve",
+    "regularization path",
+    "placement study",
+    "weight histograms",
+    "learning curves",
+    "decision boundary",
+]
 #: (CSS width, height, device pixel ratio, mobile): a desktop and a phone.
 SCREENS = {"desktop": (1280, 900, 1, False), "phone": (390, 844, 2, True)}
 
@@ -197,7 +187,7 @@ def problems(events: list[dict[str, Any]], url: str) -> list[str]:
 def test_plots_render_without_errors_and_the_page_is_not_blank(browser, reports, report):
     url = reports[report]
     state = show(browser, url, "desktop")
-    assert state["plotLabels"] == PLOTS[report]  # one drawing of each, the wide one
+    assert state["plotLabels"] == PLOTS  # one drawing of each, the wide one
     assert state["broken"] == [] and state["undecodable"] == []
     assert state["rasters"] >= 2  # the decision boundaries' filled contours
     assert state["sections"] == 8
@@ -218,7 +208,7 @@ def test_tables_fit_and_plot_text_is_at_least_10_css_pixels(browser, reports, re
     assert state["tables"] >= 6
     assert state["overflowing"] == []
     assert state["scrollWidth"] <= state["innerWidth"]  # the page never scrolls sideways
-    assert state["plots"] == len(PLOTS[report]) and state["widestPlot"] <= state["innerWidth"]
+    assert state["plots"] == len(PLOTS) and state["widestPlot"] <= state["innerWidth"]
     assert state["texts"] > 50  # ticks, labels, titles and legends are text, measured
     size, text = state["smallestText"]
     assert size >= 10, f"plot text {text!r} is {size:.1f} CSS px at {screen} width"

@@ -16,6 +16,11 @@ Writes, in ``OUT_DIR``:
 ``--scheduler ADDRESS`` runs the chunks on a dask.distributed cluster
 (``pip install shrinkage[distributed]``).
 
+Progress (:class:`shrinkage._progress.ProgressBoard`): an overall bar with the time
+remaining over the phases grid, refine, refit, baseline and report; plain lines when
+stderr is not a terminal. Ctrl-C prints how many chunks are saved and the command that
+continues with ``--resume``; ``--resume`` says how many chunks it reused.
+
 Bad input (a missing file or column, a bad option) prints one line and exits with code 2
 before anything is written.
 """
@@ -204,14 +209,10 @@ def tune(
     Writes OUT_DIR/results.csv (one row per configuration), OUT_DIR/model/ (the best
     configuration refit on all rows) and OUT_DIR/chunks/ (each finished chunk's rows).
     """
+    options = dict(locals())  # every option, as click passed them
     status = Status(f"Reading {data} (loading torch, scikit-learn and pandas) …", not quiet)
     with status:
-        search, dataset, y, plan = _setup(
-            data, target, task, impute, kinds, l1_ratios, strengths, grid_min, grid_max,
-            per_decade, placements, folds, validation_fraction, scoring, hidden, activation,
-            epochs, batch_size, learning_rate, optimizer, momentum, mode, one_se, refine,
-            max_memory, seed, device, threads, top, out_dir, resume,
-        )  # fmt: skip
+        search, dataset, y, plan = _setup(options)
         if scheduler is not None:
             from shrinkage.search import connect
 
@@ -314,40 +315,16 @@ def report_title(data: str, target: str) -> str:
     return f"{Path(data).name}: predicting {target}"
 
 
-def _setup(
-    data: str,
-    target: str,
-    task: str,
-    impute: bool,
-    kinds: str,
-    l1_ratios: str,
-    strengths: str | None,
-    grid_min: float,
-    grid_max: float,
-    per_decade: int,
-    placements: str,
-    folds: int,
-    validation_fraction: float | None,
-    scoring: str | None,
-    hidden: tuple[int, ...],
-    activation: str,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    optimizer: str,
-    momentum: float,
-    mode: str,
-    one_se: bool,
-    refine: bool,
-    max_memory: str,
-    seed: int,
-    device: str,
-    threads: int | None,
-    top: int,
-    out_dir: str,
-    resume: bool,
-) -> tuple[Any, Any, Any, Any]:
-    """Every check, the data and the search's plan, before anything is written."""
+def _setup(o: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """Every check, the data and the search's plan, before anything is written.
+
+    Args:
+        o: the command's options, by name.
+
+    Returns:
+        ``(search, dataset, y, setup)``: the unfitted search, the loaded table, the target
+        values and :meth:`~shrinkage.search.SearchCV.prepare`'s plan.
+    """
     import numpy as np
     import pandas as pd
 
@@ -355,55 +332,54 @@ def _setup(
     from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir
     from shrinkage.search import SearchCV, default_strengths
 
-    grid = _floats(strengths, "--strengths")
+    grid = _floats(o["strengths"], "--strengths")
     if grid is None:
-        grid = list(default_strengths(grid_min, grid_max, per_decade))
-    out = Path(out_dir)
+        grid = list(default_strengths(o["grid_min"], o["grid_max"], o["per_decade"]))
+    out = Path(o["out_dir"])
     if out.exists() and not out.is_dir():
         raise ShrinkageError(f"The '--output' path '{out}' exists and is not a directory.")
     check_output_dir(out / "model")
-    if top < 1:
-        raise ShrinkageError(f"The '--top' option must be an integer >= 1. Got {top!r} instead.")
+    if o["top"] < 1:
+        raise ShrinkageError(
+            f"The '--top' option must be an integer >= 1. Got {o['top']!r} instead."
+        )
 
-    dataset = load_dataset(data, target, task=None if task == "auto" else task, impute=impute)
+    task = None if o["task"] == "auto" else o["task"]
+    dataset = load_dataset(o["data"], o["target"], task=task, impute=o["impute"])
     if dataset.task == CLASSIFICATION:
         y = dataset.y.to_numpy()
         cls: Any = MLPClassifier
     else:
         y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
         cls = MLPRegressor
+    names = ("activation", "mode", "optimizer", "learning_rate", "momentum", "epochs")
     estimator = cls(
-        hidden_layer_sizes=hidden,
-        activation=activation,
-        mode=mode,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        epochs=epochs,
-        batch_size=batch_size,
-        impute=impute,
-        device=device,
+        hidden_layer_sizes=o["hidden"],
+        batch_size=o["batch_size"],
+        impute=o["impute"],
+        device=o["device"],
+        **{name: o[name] for name in names},
     )
     search = SearchCV(
         estimator,
         strengths=grid,
-        kinds=_names(kinds, "--kinds"),
-        l1_ratios=_floats(l1_ratios, "--l1-ratios"),
-        placements=_placements(placements),
-        cv=folds,
-        validation_fraction=validation_fraction,
-        scoring=scoring,
-        one_standard_error=one_se,
-        refine=refine,
-        max_memory=max_memory,
-        random_state=seed,
-        device=device,
-        n_threads=threads,
+        kinds=_names(o["kinds"], "--kinds"),
+        l1_ratios=_floats(o["l1_ratios"], "--l1-ratios"),
+        placements=_placements(o["placements"]),
+        cv=o["folds"],
+        validation_fraction=o["validation_fraction"],
+        scoring=o["scoring"],
+        one_standard_error=o["one_se"],
+        refine=o["refine"],
+        max_memory=o["max_memory"],
+        random_state=o["seed"],
+        device=o["device"],
+        n_threads=o["threads"],
         checkpoint_dir=out / "chunks",
-        resume=resume,
+        resume=o["resume"],
     )
-    plan = search.prepare(dataset.X, y)  # every check, before anything is written
-    return search, dataset, y, plan
+    setup = search.prepare(dataset.X, y)  # every check, before anything is written
+    return search, dataset, y, setup
 
 
 def _interrupted(out: Path, n_chunks: int, refine: bool) -> None:
