@@ -255,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         ".json; -quick.json with --quick)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 5 rounds of 1 step, 2 warm-up steps"
+        "--quick",
+        action="store_true",
+        help="a smoke run: a 4-layer 64-wide MLP, 1 thread, 5 rounds of 1 step",
     )
     parser.add_argument(
         "--variants",
@@ -265,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
+        args.depth, args.width, args.threads = 4, 64, 1
         args.rounds, args.steps, args.warmup = 5, 1, 2
     if args.json is None:
         quick = "-quick" if args.quick else ""
