@@ -491,7 +491,7 @@ def test_demo_command_prints_the_table(capsys, tmp_path):
     code, out, err = run(["demo", "--epochs", "15", "--quiet", "-o", str(folder)], capsys)
     assert code == 0 and err == ""
     report = folder / "report.html"
-    assert report.is_file() and "<img" in report.read_text(encoding="utf-8")
+    assert report.is_file() and "<svg" in report.read_text(encoding="utf-8")
     assert "tuned by CV" in out and f"Report: {report}" in " ".join(out.split())
     for text in (
         "train acc",
