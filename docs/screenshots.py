@@ -96,6 +96,7 @@ def screenshot(browser: DevTools, url: str, width: int, scale: int, mobile: bool
 
 
 def main() -> None:
+    """Build both reports and save the four screenshots."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few epochs: a smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
@@ -121,7 +122,8 @@ def main() -> None:
                         )
                     path = args.out / f"report-{name}-{width}.png"
                     picture.quantize(colors=256).save(path, optimize=True)
-                    print(f"{path}: {picture.width}x{picture.height}, {path.stat().st_size // 1024} kB")
+                    size = path.stat().st_size // 1024
+                    print(f"{path}: {picture.width}x{picture.height}, {size} kB")
         finally:
             browser.close()
 
