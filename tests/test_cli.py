@@ -191,6 +191,11 @@ _BAD_INPUTS = [
         "0,2, or none. Got 'middle' instead.",
     ),
     (
+        ["train.csv", "--target", "y", "--placement", "hiden"],
+        "The '--placement' option must be all, hidden, output, comma-separated integers like "
+        "0,2, or none. Got 'hiden' instead. Did you mean 'hidden'?",
+    ),
+    (
         ["train.csv", "--target", "y", "--penalty", "l9"],
         "Invalid value for '--penalty': 'l9' is not one of 'l1', 'l2', 'elastic_net', "
         "'group_lasso', 'exp_abs', 'l2sp', 'none'; see 'shrinkage fit --help'.",

@@ -150,7 +150,7 @@ class IntList(click.ParamType):
         kind = "integers" if self.low <= 0 else f"integers >= {self.low}"
         raise ShrinkageError(
             f"The '--{self.argument}' option must be {words}comma-separated {kind} like "
-            f"{self.example}, or none. Got {value!r} instead."
+            f"{self.example}, or none. Got {value!r} instead.{did_you_mean(text, self.allow_words)}"
         )
 
 
