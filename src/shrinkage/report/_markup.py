@@ -37,8 +37,9 @@ code { background: #eef1f5; border-radius: 4px; padding: 0 4px; font-size: 0.92e
 .badge.balanced { background: #dcfce7; color: #166534; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; font-size: 0.9rem; max-width: 100%; }
+table.data { width: 100%; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left;
-  vertical-align: top; overflow-wrap: anywhere; }
+  vertical-align: top; overflow-wrap: break-word; }
 th { background: #f7f8fa; font-weight: 600; }
 th.num { text-align: right; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
