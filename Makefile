@@ -43,15 +43,19 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench examples docs
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/cli_startup.py
 	$(PY) bench/overhead.py
 	$(PY) bench/search.py
+	$(PY) bench/per_layer.py
 	$(PY) bench/report.py
 	$(PY) bench/dask_search.py
 
 bench-quick: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/cli_startup.py --quick
 	$(PY) bench/overhead.py --quick
 	$(PY) bench/search.py --quick
+	$(PY) bench/per_layer.py --quick
 	$(PY) bench/report.py --quick
 	$(PY) bench/dask_search.py --quick

@@ -76,6 +76,31 @@ def test_dask_backend_gives_the_local_cv_results(client, classification_data, sm
     assert np.isfinite(remote.cv_results_["mean_test_score"]).all()
 
 
+@needs_dask
+def test_dask_backend_halves_per_layer_configurations_as_the_local_stack(
+    client, classification_data, small_search
+):
+    """Successive halving on the cluster: each rung's chunks continue from the training
+    states shipped back and forth; the rungs are global, the results those of one stack."""
+    X, y = classification_data(seed=1)
+    memory = _max_memory(4, classification_data, small_search)
+    options = dict(random_state=3, per_layer=True, n_candidates=9, cv=2)
+    local = small_search(**options).fit(X, y)
+    remote = small_search(
+        **options, max_memory=memory, backend="dask", client=client, n_threads=1
+    ).fit(X, y)
+    assert local.chunking_["n_chunks"] == 1 and remote.chunking_["n_chunks"] == 5
+    assert local.rungs_ == remote.rungs_ == [1, 3]
+    for key, expected in local.cv_results_.items():
+        if key in TIMES:
+            continue
+        if expected.dtype == object:
+            assert list(remote.cv_results_[key]) == list(expected), key
+        else:
+            np.testing.assert_allclose(remote.cv_results_[key], expected, atol=1e-6, err_msg=key)
+    assert remote.best_params_ == local.best_params_
+
+
 def _die_once(data, specs, keep_states=False, progress=None, *, marker_dir):
     """run_chunk, except that the first attempt at chunk 0 kills its worker process."""
     marker = Path(marker_dir) / "killed"

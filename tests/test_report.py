@@ -544,3 +544,12 @@ def test_settings_that_matter_and_no_undiagnosable_history_line(tuned, no_figure
         "|w| &lt; 0.001",
         "dead units",
     ]
+
+
+def test_the_baseline_of_a_per_layer_choice_has_no_penalty_anywhere(tuned):
+    chosen = MLPClassifier(
+        (8,), epochs=3, penalty="none", layer_penalties={0: ("l2", 0.1), 1: ("l1", 0.01)}
+    ).fit(tuned["X"], tuned["y"])
+    twin = W.fit_baseline(chosen, tuned["X"], tuned["y"])
+    assert twin.get_params()["layer_penalties"] is None
+    assert all(row["penalty"] == 0.0 for row in twin.history_)  # unregularized, every epoch

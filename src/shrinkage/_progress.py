@@ -430,7 +430,9 @@ class ProgressBoard:
                 )
 
         def report(event: Any) -> None:
-            stage, n_chunks, epochs = event.stage, event.n_chunks, event.epochs
+            stage, n_chunks = event.stage, event.n_chunks
+            start = getattr(event, "start", 0)  # a halving rung goes on from there
+            epochs = event.epochs - start
             phase = self.phases.get(stage)
             if phase is None or phase.state == "waiting":
                 self.start(stage, n_chunks * epochs)
@@ -440,9 +442,9 @@ class ProgressBoard:
                 reused[stage] = reused.get(stage, 0) + 1
             else:
                 tell(stage, n_chunks)
-                if event.epoch >= epochs:
+                if event.epoch >= event.epochs:
                     done.add(event.chunk)
-            current = 0 if event.chunk in done else event.epoch
+            current = 0 if event.chunk in done else max(0, event.epoch - start)
             status = f"chunk {event.chunk}/{n_chunks}" if n_chunks > 1 else ""
             self.update(stage, len(done) * epochs + current, status)
             if len(done) >= n_chunks:

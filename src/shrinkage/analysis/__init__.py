@@ -11,7 +11,8 @@
   :func:`activation_summary`; ``_activations.py``);
 * the reading of a search's ``cv_results_`` that the plots and the report share
   (:func:`as_results_frame`, :func:`best_index`, :func:`placement_table`; ``_results.py``);
-* the figures (``plot_*``, matplotlib; ``_plots.py``).
+* the figures (``plot_*``, matplotlib; ``_plots.py``), and those of a per-layer search
+  with successive halving (``_per_layer.py``).
 """
 
 from shrinkage.analysis._activations import (
@@ -34,6 +35,13 @@ from shrinkage.analysis._diagnosis import (
     diagnose_history,
     diagnose_scores,
     diagnose_search,
+)
+from shrinkage.analysis._per_layer import (
+    is_per_layer,
+    layer_strength_table,
+    plot_layer_strengths,
+    plot_rungs,
+    rung_table,
 )
 from shrinkage.analysis._plots import (
     plot_decision_boundary,
@@ -80,14 +88,19 @@ __all__ = [
     "grid_rows",
     "group_columns",
     "hidden_activations",
+    "is_per_layer",
     "layer_indices",
+    "layer_strength_table",
     "layer_weights",
     "one_standard_error_index",
     "placement_table",
+    "rung_table",
     "plot_decision_boundary",
+    "plot_layer_strengths",
     "plot_learning_curves",
     "plot_placement_study",
     "plot_regularization_path",
+    "plot_rungs",
     "plot_validation_curve",
     "plot_weight_histograms",
     "weight_table",

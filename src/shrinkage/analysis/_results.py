@@ -143,29 +143,37 @@ def grid_edge(results: Any, index: int) -> str | None:
 
 
 def _final_stage(frame: pd.DataFrame) -> pd.Series:
+    """The rows the choice is made among: refinement rows when there are some, and with
+    successive halving only the configurations that reached the last rung."""
     grid = grid_rows(frame)
-    return ~grid if (~grid).any() else grid
+    rows = ~grid if (~grid).any() else grid
+    if "rung" in frame and frame["rung"].notna().any():
+        rows &= frame["rung"] == frame["rung"].max()
+    return rows
 
 
 def _scores_and_strengths(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     mean = rows["mean_test_score"].to_numpy(dtype=float)
     if np.isnan(mean).all():
         raise ShrinkageError("Every configuration of the search has a missing mean_test_score.")
-    strength = (
-        rows["param_strength"].to_numpy(dtype=float)
-        if "param_strength" in rows
-        else np.zeros(len(rows))
-    )
+    layers = [c for c in rows.columns if str(c).startswith("param_strength_layer")]
+    if layers:  # per-layer configurations: their total strength
+        strength = rows[layers].to_numpy(dtype=float).sum(axis=1)
+    elif "param_strength" in rows:
+        strength = rows["param_strength"].to_numpy(dtype=float)
+    else:
+        strength = np.zeros(len(rows))
     return np.where(np.isnan(mean), -np.inf, mean), strength
 
 
 def best_index(results: Any) -> int:
     """The row with the best mean CV score in the search's final stage, as SearchCV picks it.
 
-    Among the refinement rows when the search refined, else among all rows: the highest
-    ``mean_test_score``; ties go to the larger strength (the simpler model), then to the
-    earlier row. A search's *chosen* row (``best_index_``) may differ when it applies the
-    one-standard-error rule (:func:`one_standard_error_index`).
+    Among the refinement rows when the search refined, the last rung's rows when it used
+    successive halving, else among all rows: the highest ``mean_test_score``; ties go to
+    the larger strength (per-layer: the larger sum of the layers' strengths; the simpler
+    model), then to the earlier row. A search's *chosen* row (``best_index_``) may differ
+    when it applies the one-standard-error rule (:func:`one_standard_error_index`).
     """
     frame = as_results_frame(results)
     rows = frame[_final_stage(frame)]

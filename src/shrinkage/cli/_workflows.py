@@ -59,6 +59,8 @@ def fit_baseline(
     if "random_state" in params and params["random_state"] is None and seed is not None:
         # Same initialization and minibatch order as the chosen fit: only lambda differs.
         twin.set_params(random_state=int(seed))
+    if params.get("layer_penalties"):  # a per-layer choice: no layer keeps its penalty
+        twin.set_params(layer_penalties=None)
     return twin.set_params(strength=0.0).fit(X, y, progress=progress)
 
 

@@ -96,6 +96,7 @@ Examples:
       --placement hidden --early-stopping -o churn_model/
   shrinkage fit new_rows.csv --target price --init model/ --penalty l2sp \\
       --strength 0.01 --epochs 50 -o model_tuned/
+  shrinkage fit houses.csv --target price --layer-penalties 0=l2:3e-4,1=none,2=l2:0.01 -o model/
 """,
 )
 @data_options
@@ -116,6 +117,11 @@ Examples:
     default="all",
     show_default=True,
     help="Regularized layers: all, hidden, output, or layer indices like 0,2.",
+)
+@click.option(
+    "--layer-penalties",
+    metavar="I=KIND:S,...",
+    help="Per-layer penalties, e.g. 0=l2:3e-4,1=none,2=l2:0.01 (what tune --per-layer prints).",
 )
 @training_options
 @click.option("--impute", is_flag=True, help="Fill missing features (median / most frequent).")
@@ -165,7 +171,13 @@ def _prepare(
     import pandas as pd
 
     from shrinkage.data import CLASSIFICATION, load_dataset
-    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir, load
+    from shrinkage.estimators import (
+        MLPClassifier,
+        MLPRegressor,
+        check_output_dir,
+        load,
+        parse_layer_penalties,
+    )
 
     penalty = _penalty(options)
     init_dir = options.pop("init_dir")
@@ -175,6 +187,14 @@ def _prepare(
             params[param] = options[option]
     if penalty is not None:
         params["penalty"], params["strength"] = penalty
+    layers = options.pop("layer_penalties")
+    if layers is not None:
+        parsed = parse_layer_penalties(layers)
+        if penalty is None and init_dir is None:
+            # Only the layers named get a penalty; a bare strength is an L2 strength.
+            params["penalty"] = "none"
+            parsed = {i: ("l2", v) if isinstance(v, float) else v for i, v in parsed.items()}
+        params["layer_penalties"] = parsed
 
     base: Any = None
     if init_dir is not None:

@@ -13,6 +13,11 @@ Writes, in ``OUT_DIR``:
   keeps its work: run the same command again with ``--resume`` and only the unfinished
   chunks train.
 
+``--per-layer --candidates N`` searches a strength per layer (0: that layer unpenalized):
+the single-λ grid's configurations plus drawn ones, N in all, with successive halving
+inside the stack (``--no-halving`` trains all N to the end); the chunk files are then
+``rung{j}-chunk-*.json`` (and the last finished rung's training states, to resume).
+
 ``--scheduler ADDRESS`` runs the chunks on a dask.distributed cluster
 (``pip install shrinkage[distributed]``).
 
@@ -91,9 +96,13 @@ def _table(search: Any, top: int) -> Any:
         ["rank_test_score", "_other", "param_strength"], ascending=[True, True, False]
     )
     stages = frame["stage"].nunique() > 1
+    per_layer = "param_layer_penalties" in frame
+    rungs = "rung_epochs" in frame
     title = f"Top {min(top, len(frame))} of {len(frame)} configurations ({search.scoring_})"
     table = Table(title=title)
-    for name in ("rank", *(("stage",) if stages else ()), "kind", "strength", "placement"):
+    params = ("layers",) if per_layer else ("kind", "strength", "placement")
+    names = ("rank", *(("stage",) if stages else ()), *(("epochs",) if rungs else ()), *params)
+    for name in names:
         table.add_column(name, justify="right" if name in ("rank", "strength") else "left")
     table.add_column("validation", justify="right")
     table.add_column("train", justify="right")
@@ -104,7 +113,12 @@ def _table(search: Any, top: int) -> Any:
         cells = [str(row["rank_test_score"])]
         if stages:
             cells.append(row["stage"])
-        cells += [kind, f"{row['param_strength']:.3g}", str(row["param_placement"])]
+        if rungs:
+            cells.append(str(row["rung_epochs"]))
+        if per_layer:
+            cells.append(str(row["param_layer_penalties"]))
+        else:
+            cells += [kind, f"{row['param_strength']:.3g}", str(row["param_placement"])]
         mean, std = row["mean_test_score"], row["std_test_score"]
         cells.append("diverged" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}")
         cells.append(
@@ -123,6 +137,7 @@ def _table(search: Any, top: int) -> Any:
         "cv": "folds",
         "n_threads": "threads",
         "one_standard_error": "one_se",
+        "n_candidates": "candidates",
     },
     epilog="""\b
 Examples:
@@ -130,6 +145,7 @@ Examples:
   shrinkage tune data.csv --target y --kinds l2,l1 --placements all,hidden,output \\
       --grid-min 1e-5 --grid-max 0.1 --per-decade 3 --folds 5 --one-se -o tuned/
   shrinkage tune data.csv --target y --strengths 1e-4,1e-3,1e-2 --placements all,0+1 -o tuned/
+  shrinkage tune data.csv --target y --per-layer --candidates 243 -o tuned/
 """,
 )
 @data_options
@@ -168,6 +184,45 @@ Examples:
     help="Run the chunks on this dask.distributed scheduler (tcp://host:8786).",
 )
 @click.option("--resume", is_flag=True, help="Keep the chunks already finished in OUT_DIR/chunks.")
+@click.option(
+    "--per-layer",
+    is_flag=True,
+    help="A strength per layer (0: none), sampled; the single-λ grid is always included.",
+)
+@click.option(
+    "--candidates",
+    type=int,
+    default=243,
+    show_default=True,
+    help="Configurations of --per-layer (grid ones included).",
+)
+@click.option(
+    "--zero-probability",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="--per-layer: chance that a layer is left unpenalized.",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["sobol", "lhs"]),
+    default="sobol",
+    show_default=True,
+    help="--per-layer: scrambled Sobol or Latin hypercube.",
+)
+@click.option(
+    "--halving/--no-halving",
+    default=None,
+    help="Successive halving inside the stack (default: on with --per-layer).",
+)
+@click.option("--halving-factor", type=int, default=3, show_default=True, help="Halving's eta.")
+@click.option("--min-epochs", type=int, default=None, help="Epochs of the first rung (default 1).")
+@click.option(
+    "--keep-grid/--drop-grid",
+    default=True,
+    show_default=True,
+    help="--per-layer halving: the single-λ grid's configurations train to the end.",
+)
 def tune(
     data: str,
     target: str,
@@ -202,6 +257,14 @@ def tune(
     quiet: bool,
     scheduler: str | None,
     resume: bool,
+    per_layer: bool,
+    candidates: int,
+    zero_probability: float,
+    sampler: str,
+    halving: bool | None,
+    halving_factor: int,
+    min_epochs: int | None,
+    keep_grid: bool,
 ) -> None:
     """Cross-validate penalty strength, kind and placement on DATA; refit the best.
 
@@ -239,10 +302,16 @@ def tune(
             f"{chunking['n_candidates']} candidates in {chunking['n_chunks']} chunk(s) of "
             f"<= {chunking['candidates_per_chunk']} (~{chunking['bytes_per_chunk'] / 1e6:.1f} "
             "MB each)"
+            + (
+                f"; successive halving (eta {halving_factor}) at epochs "
+                f"{', '.join(map(str, plan.rungs))}"
+                if plan.rungs is not None
+                else ""
+            )
         )
     board = ProgressBoard("tune", display="off" if quiet else "auto")
     for stage, steps in search.phases(plan).items():
-        board.add(stage, steps, _PHASES[stage])
+        board.add(stage, steps, _PHASES.get(stage, _PHASES["rung"]))
     board.add("baseline", epochs, _PHASES["baseline"])
     board.add("report", None, _PHASES["report"])
     try:
@@ -292,18 +361,30 @@ def tune(
                 f"{out / 'chunks'}/; trained {n_chunks - n_reused}."
             )
         best = search.best_params_
-        ratio = f", l1_ratio={best['l1_ratio']:g}" if "l1_ratio" in best else ""
-        console().print(
-            f"Best: {best['penalty']} strength={best['strength']:.4g}{ratio}, placement="
-            f"{best['placement']} ({search.scoring_} {search.best_score_:.4f}); wrote "
-            f"{out / 'results.csv'}, {out / 'model'}/ and {report_path}"
-        )
+        wrote = f"wrote {out / 'results.csv'}, {out / 'model'}/ and {report_path}"
+        score = f"{search.scoring_} {search.best_score_:.4f}"
+        if "layer_penalties" in best:
+            results = search.cv_results_
+            text = results["param_layer_penalties"][search.best_index_]
+            ratio = results["param_l1_ratio"][search.best_index_]
+            ratio_option = "" if math.isnan(ratio) else f" --l1-ratio {ratio:g}"
+            console().print(
+                f"Best: per-layer {text} ({score}); the same penalties by hand: "
+                f"shrinkage fit ... --layer-penalties {text}{ratio_option}; {wrote}"
+            )
+        else:
+            ratio = f", l1_ratio={best['l1_ratio']:g}" if "l1_ratio" in best else ""
+            console().print(
+                f"Best: {best['penalty']} strength={best['strength']:.4g}{ratio}, placement="
+                f"{best['placement']} ({score}); {wrote}"
+            )
 
 
 #: What each phase of ``tune`` does, beside its line or bar.
 _PHASES = {
     "grid": "every configuration on every fold, stacked",
     "refine": "a finer grid around the best",
+    "rung": "successive halving: what is still in, trained to this rung",
     "refit": "the best configuration on all rows",
     "baseline": "the same network unregularized, for the report",
     "report": "figures and report.html",
@@ -377,6 +458,14 @@ def _setup(o: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
         n_threads=o["threads"],
         checkpoint_dir=out / "chunks",
         resume=o["resume"],
+        per_layer=o["per_layer"],
+        n_candidates=o["candidates"],
+        zero_probability=o["zero_probability"],
+        sampler=o["sampler"],
+        halving=o["halving"],
+        halving_factor=o["halving_factor"],
+        min_epochs=o["min_epochs"],
+        keep_grid=o["keep_grid"],
     )
     setup = search.prepare(dataset.X, y)  # every check, before anything is written
     return search, dataset, y, setup

@@ -4,7 +4,11 @@ saved form (a directory: ``weights.safetensors`` + ``model.json``; loading never
 
 from shrinkage._names import PENALTY_NAMES
 from shrinkage.estimators._mlp import MLPClassifier, MLPRegressor
-from shrinkage.estimators._params import make_penalty
+from shrinkage.estimators._params import (
+    format_layer_penalties,
+    make_penalty,
+    parse_layer_penalties,
+)
 from shrinkage.estimators._persistence import (
     FORMAT,
     FORMAT_VERSION,
@@ -25,8 +29,10 @@ __all__ = [
     "MLPClassifier",
     "MLPRegressor",
     "check_output_dir",
+    "format_layer_penalties",
     "load",
     "make_penalty",
+    "parse_layer_penalties",
     "read_metadata",
     "save",
 ]

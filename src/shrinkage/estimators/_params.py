@@ -188,6 +188,84 @@ def layer_penalty(
     )
 
 
+def format_layer_penalties(layers: Sequence[tuple[str, float]]) -> str:
+    """Per-layer ``(kind, strength)`` pairs as ``--layer-penalties`` text.
+
+    Layer ``i`` is written ``i=kind:strength`` (six significant digits when that is the
+    value up to 1e-12 relative, else every digit), or ``i=none`` for strength 0; entries
+    are comma-separated
+    (:func:`parse_layer_penalties` reads it back).
+
+    Example:
+        >>> format_layer_penalties([("l2", 0.0003), ("l2", 0.0), ("l1", 0.01)])
+        '0=l2:0.0003,1=none,2=l1:0.01'
+    """
+    return ",".join(
+        f"{i}={kind}:{_short(float(strength))}" if strength > 0 else f"{i}=none"
+        for i, (kind, strength) in enumerate(layers)
+    )
+
+
+def _short(value: float) -> str:
+    """Six significant digits when they are the value up to 1e-12 relative (``1e-05`` for
+    ``10 ** -5`` computed as ``9.999999999999999e-06``), else the exact ``repr``."""
+    text = f"{value:.6g}"
+    return text if math.isclose(float(text), value, rel_tol=1e-12) else repr(value)
+
+
+def parse_layer_penalties(text: str, argument: str = "--layer-penalties") -> dict[int, Any]:
+    """``layer_penalties`` from text: ``0=l2:3e-4,1=none,2=l1:0.01``.
+
+    Each comma-separated entry is ``INDEX=none``, ``INDEX=NAME:STRENGTH`` (a name of
+    :data:`PENALTY_NAMES`; elastic net splits the strength by the estimator's ``l1_ratio``)
+    or ``INDEX=STRENGTH`` (the default ``penalty`` with that strength).
+
+    Args:
+        text: the entries.
+        argument: the option named in error messages.
+
+    Returns:
+        ``{index: None | (name, strength) | strength}``, what ``layer_penalties`` accepts.
+
+    Raises:
+        ShrinkageError: an entry that is not one of these forms, or a repeated index.
+
+    Example:
+        >>> parse_layer_penalties("0=l2:3e-4,1=none,2=0.01")
+        {0: ('l2', 0.0003), 1: None, 2: 0.01}
+    """
+    out: dict[int, Any] = {}
+    for entry in (part.strip() for part in str(text).split(",")):
+        index, _, spec = entry.partition("=")
+        index, spec = index.strip(), spec.strip().lower()
+        value: Any = None
+        ok = index.isdigit() and bool(spec)
+        if ok and spec != "none":
+            name, _, number = spec.rpartition(":")
+            try:
+                strength = float(number)
+            except ValueError:
+                ok = False
+            else:
+                ok = (
+                    math.isfinite(strength)
+                    and strength >= 0
+                    and (not name or name in PENALTY_NAMES)
+                )
+                value = (name, strength) if name else strength
+        if not ok:
+            raise ShrinkageError(
+                f"The '{argument}' entries must be INDEX=none, INDEX=NAME:STRENGTH or "
+                f"INDEX=STRENGTH (e.g. 0=l2:3e-4,1=none). Got {entry!r} in {text!r}."
+            )
+        if int(index) in out:
+            raise ShrinkageError(
+                f"The '{argument}' option names layer {index} twice. Got {text!r}."
+            )
+        out[int(index)] = value
+    return out
+
+
 @dataclass(frozen=True)
 class Settings:
     """The estimator's parameters, validated."""

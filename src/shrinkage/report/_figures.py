@@ -21,6 +21,7 @@ from typing import Any
 
 from shrinkage.analysis import (
     as_text,
+    is_per_layer,
     layer_indices,
     layer_weights,
     placement_table,
@@ -30,7 +31,7 @@ from shrinkage.report._files import (
     ReportInputs,
     is_plane,
 )
-from shrinkage.report._markup import _e
+from shrinkage.report._markup import _e, _table
 
 #: Font sizes in points (CSS pixels = points x 4/3 at a figure's natural width).
 _RC = {
@@ -210,12 +211,18 @@ def _figure_html(
     )
 
 
+def _one_strength(frame: Any) -> bool:
+    """Results whose configurations are one strength each, all trained to the end: the
+    curves against λ apply (not per-layer strengths, not halving's unequal epochs)."""
+    return "param_strength" in frame and "rung" not in frame and not is_per_layer(frame)
+
+
 def _figures_html(inputs: ReportInputs) -> str:
     from shrinkage import analysis
 
     parts = []
     frame = inputs.results
-    if frame is not None and "param_strength" in frame:
+    if frame is not None and _one_strength(frame):
         parts.append(
             _figure_html(
                 lambda fig, axes: analysis.plot_validation_curve(
@@ -302,3 +309,56 @@ def _figures_html(inputs: ReportInputs) -> str:
                 )
             )
     return "".join(parts) or '<p class="note">Nothing to draw.</p>'
+
+
+def _per_layer_html(inputs: ReportInputs) -> str:
+    """The per-layer choice: the top configurations' strengths, and each rung's survivors.
+
+    Empty unless the results come from a per-layer search or successive halving.
+    """
+    from shrinkage import analysis
+
+    frame = inputs.results
+    if frame is None:
+        return ""
+    per_layer, halving = is_per_layer(frame), "rung" in frame
+    parts = []
+    if per_layer:
+        n_top = min(20, len(frame))
+        parts.append(
+            _figure_html(
+                lambda fig, axes: analysis.plot_layer_strengths(frame, axes[0], top=n_top),
+                f"The {n_top} best configurations by mean CV score"
+                + (" among those trained to the end" if halving else "")
+                + ": each line is one configuration, its strength on every layer (log axis; "
+                "'none': that layer is not penalized), coloured by its CV score. Red: the "
+                "chosen one.",
+                "per-layer strengths",
+                _Shape(height=3.4, narrow_height=3.0, left=0.95, right=0.3),
+            )
+        )
+    if halving:
+        parts.append(
+            _figure_html(
+                lambda fig, axes: analysis.plot_rungs(frame, axes[0]),
+                "Successive halving: every configuration's fold-mean validation score at each "
+                "rung it reached (grey: dropped there; blue: trained to the end; red: chosen). "
+                "Below each rung: epochs, configurations trained → kept.",
+                "successive halving rungs",
+                _Shape(height=3.4, narrow_height=3.0, bottom=0.8),
+            )
+        )
+        table = analysis.rung_table(frame)
+        rows = [
+            [int(r.rung), int(r.epochs), int(r.trained), int(r.kept), r.best, r.median]
+            for r in table.itertuples()
+        ]
+        parts.append(
+            "<h3>Rungs</h3>"
+            + _table(rows, ("rung", "epochs", "trained", "kept", "best score", "median score"))
+            + '<p class="note">At each rung the drawn configurations are ranked by fold-mean '
+            "validation score (ties: validation loss); the best ⌈n / η⌉ train on, the "
+            "others leave the stack; the single-λ grid's configurations are kept unless "
+            "keep_grid=False. The choice is made among the last rung's.</p>"
+        )
+    return "".join(parts)

@@ -37,7 +37,7 @@ from shrinkage.analysis import (
     one_standard_error_index,
 )
 from shrinkage.errors import ShrinkageError
-from shrinkage.report._figures import _figures_html
+from shrinkage.report._figures import _figures_html, _per_layer_html
 from shrinkage.report._files import (
     REPORT_FILE,
     ReportInputs,
@@ -85,6 +85,9 @@ def _estimator_config(estimator: Any) -> dict[str, Any]:
     params = _estimator_params(estimator)
     if not params:
         return {}
+    layers = estimator.get_params(deep=False).get("layer_penalties")
+    if layers:  # every layer named: the per-layer text is the configuration
+        return {"layer_penalties": _layers_text(layers, params.get("penalty"))}
     if isinstance(params.get("penalty"), str):
         params["kind"] = params["penalty"]
     if params.get("kind") != "elastic_net":
@@ -92,7 +95,48 @@ def _estimator_config(estimator: Any) -> dict[str, Any]:
     return {k: params[k] for k in ("kind", "strength", "placement", "l1_ratio") if k in params}
 
 
+def _layers_text(layers: Mapping[int, Any], default: Any) -> str:
+    """``layer_penalties`` as ``--layer-penalties`` text (what ``cv_results_`` writes)."""
+    from shrinkage import penalties as P
+    from shrinkage.estimators import format_layer_penalties
+
+    pairs = []
+    for _, spec in sorted(layers.items()):
+        if isinstance(spec, P.L2):
+            pairs.append(("l2", spec.l2))
+        elif isinstance(spec, P.L1):
+            pairs.append(("l1", spec.l1))
+        elif isinstance(spec, P.ElasticNet):
+            pairs.append(("elastic_net", spec.l1 + spec.l2))
+        elif isinstance(spec, tuple | list) and len(spec) == 2:
+            pairs.append((str(spec[0]), float(spec[1])))
+        elif isinstance(spec, int | float):
+            pairs.append((str(default), float(spec)))
+        else:
+            pairs.append(("l2", 0.0) if spec is None else (repr(spec), 1.0))
+    return format_layer_penalties(pairs)
+
+
+def _same_layers(left: str, right: str) -> bool:
+    from shrinkage.estimators import parse_layer_penalties
+
+    a, b = parse_layer_penalties(str(left)), parse_layer_penalties(str(right))
+    if a.keys() != b.keys():
+        return False
+    for i, x in a.items():
+        y = b[i]
+        if (x is None) != (y is None):
+            return False
+        if x is not None and (x[0] != y[0] or not math.isclose(x[1], y[1], rel_tol=1e-6)):
+            return False
+    return True
+
+
 def _same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if "layer_penalties" in a or "layer_penalties" in b:
+        if "layer_penalties" not in a or "layer_penalties" not in b:
+            return False
+        return _same_layers(a["layer_penalties"], b["layer_penalties"])
     for key in ("kind", "strength", "placement", "l1_ratio"):
         if key not in a or key not in b:
             continue
@@ -240,6 +284,8 @@ def _cv_headline(inputs: ReportInputs, cv: Diagnosis) -> _Headline:
     frame = inputs.results
     row = inputs.chosen_row()
     strength = float(frame["param_strength"].iloc[row]) if "param_strength" in frame else None
+    if strength is not None and not math.isfinite(strength):  # a per-layer configuration
+        strength = None
     edge = grid_edge(frame, row)
     errors = f"train error {cv.train_error:.1%}, validation error {cv.val_error:.1%}"
     refine = " or rerun with --refine (SearchCV(refine=True)), which then searches past the edge"
@@ -370,6 +416,8 @@ _HEADERS = {
     "param_kind": "penalty",
     "param_placement": "placement",
     "param_l1_ratio": "l1 ratio",
+    "param_layer_penalties": "layer penalties",
+    "rung_epochs": "epochs",
     "stage": "stage",
     "mean_test_score": "CV score",
     "std_test_score": "± std",
@@ -384,16 +432,22 @@ def _top_table(inputs: ReportInputs) -> str:
     frame = inputs.results
     chosen, best = inputs.chosen_row(), best_index(frame)
     one_se = one_standard_error_index(frame)
-    key = frame["mean_test_score"].astype(float).fillna(-math.inf)
+    key = -frame["mean_test_score"].astype(float).fillna(-math.inf)
+    if "rank_test_score" in frame and "rung" in frame:  # halving: the final ranking first
+        key = frame["rank_test_score"].astype(float).fillna(math.inf)
     # Ties: the chosen row first, then the larger strength (the simpler model), as the search.
-    strength = frame["param_strength"].astype(float) if "param_strength" in frame else 0.0
+    strength = (
+        frame["param_strength"].astype(float).fillna(0.0) if "param_strength" in frame else 0.0
+    )
     order = frame.assign(
-        _score=-key, _chosen=frame.index != chosen, _strength=-strength
+        _score=key, _chosen=frame.index != chosen, _strength=-strength
     ).sort_values(["_score", "_chosen", "_strength"], kind="stable")
     shown = list(order.index[:_TOP_ROWS])
     if chosen not in shown:  # the one-SE choice may rank lower; always show it
         shown.append(chosen)
     params = [c for c in ("param_strength", "param_kind", "param_placement") if c in frame]
+    if "param_layer_penalties" in frame:  # a per-layer search: the layers say it all
+        params = ["param_layer_penalties", *(["rung_epochs"] if "rung_epochs" in frame else [])]
     params += [c for c in group_columns(frame) if c not in params]
     if "stage" in frame and as_text(frame["stage"]).nunique() > 1:
         params.append("stage")
@@ -553,6 +607,7 @@ def _summary_html(inputs: ReportInputs, chosen: Mapping[str, Any], headline: Any
         ("strength", "strength λ"),
         ("placement", "placement"),
         ("l1_ratio", "l1_ratio"),
+        ("layer_penalties", "per-layer penalties"),
     ):
         if key in chosen:
             cards.append((label, _num(chosen[key]) if key != "kind" else chosen[key]))
@@ -587,6 +642,11 @@ def render_html(inputs: ReportInputs) -> str:
         ("Chosen configuration", _summary_html(inputs, chosen, headline)),
         ("Diagnosis", diagnosis_text),
         ("Figures", _figures_html(inputs)),
+        *(
+            [("Per-layer strengths and successive halving", per_layer)]
+            if (per_layer := _per_layer_html(inputs))
+            else []
+        ),
         (
             "Data",
             _pairs(data) if data else '<p class="note">No description of the data was saved.</p>',

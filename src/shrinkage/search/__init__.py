@@ -14,7 +14,17 @@ The package splits as scikit-learn's ``model_selection`` does: ``_cv.py`` holds
 ``_candidates.py`` one chunk's work (:func:`run_chunk`: train a stack, score it) and the
 per-fold preprocessing, ``_results.py`` the ``cv_results_`` table and the choice of the
 best configuration, ``_checkpoint.py`` the chunk files and resume, ``_distributed.py``
-the dask backend, and ``engine/`` the stacked networks themselves.
+the dask backend, ``_halving.py`` the per-layer configurations (sampled) and successive
+halving inside the stack, and ``engine/`` the stacked networks themselves.
+
+Per-layer search (``per_layer=True``): every configuration gives each penalizable weight
+its own strength (0: not penalized); the single-λ grid's configurations are always among
+them and the rest are drawn from a scrambled Sobol sequence. With ``halving=True`` all
+candidates start as one stack and at each rung (``E / eta^k`` epochs) only the best
+``ceil(n / eta)`` configurations, by fold-mean validation score, train on: the others
+leave the stacked tensors (:meth:`~shrinkage.search.engine.StackTrainer.keep`), so later
+epochs cost less. A configuration's rows at a rung equal that configuration trained alone
+for the rung's epochs.
 
 Seeds and common random numbers: ``random_state`` fixes the folds, one integer seed per
 fold and the refit's seed. Every candidate of a fold uses its fold's seed, so all the
@@ -32,6 +42,7 @@ from shrinkage._names import SCORINGS
 from shrinkage.search._candidates import (
     CandidateSpec,
     ChunkResult,
+    ChunkRun,
     Progress,
     SearchData,
     run_chunk,
@@ -40,6 +51,7 @@ from shrinkage.search._checkpoint import chunk_path, read_chunk, run_chunks
 from shrinkage.search._cv import SearchCV, SearchSetup
 from shrinkage.search._distributed import connect
 from shrinkage.search._grid import default_strengths
+from shrinkage.search._halving import rung_epochs, sample_layers, strength_from_unit
 from shrinkage.search._placement import placement_study
 from shrinkage.search._results import mark_failures, partial_results
 from shrinkage.search.engine import chunk_layout, parse_memory
@@ -48,6 +60,7 @@ __all__ = [
     "SCORINGS",
     "CandidateSpec",
     "ChunkResult",
+    "ChunkRun",
     "Progress",
     "SearchCV",
     "SearchData",
@@ -61,6 +74,9 @@ __all__ = [
     "partial_results",
     "placement_study",
     "read_chunk",
+    "rung_epochs",
     "run_chunk",
     "run_chunks",
+    "sample_layers",
+    "strength_from_unit",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,11 @@ from shrinkage.errors import ShrinkageError
 from shrinkage.search.engine import (
     StackedMLP,
     StackedModule,
+    StackTrainer,
     TrainSettings,
     layer_strengths,
+    per_layer_strengths,
     predict_stack,
-    train_stack,
 )
 
 # --------------------------------------------------------------------------- chunk data
@@ -40,9 +42,16 @@ class CandidateSpec:
         strength: the penalty strength (Keras meaning).
         l1_ratio: elastic net's share of L1 (ignored by the other kinds).
         placement: ``"all"``, ``"hidden"``, ``"output"`` or layer indices.
-        epochs: epochs to train.
-        stage: ``"grid"`` or ``"refine"``.
-        init: starting weights ``{name: array}`` (warm start) or None (from the seed).
+        epochs: the epoch to train to (counted from the candidate's first epoch).
+        stage: ``"grid"``, ``"refine"``, or ``"sampled"`` (a drawn per-layer configuration).
+        init: starting weights ``{name: array}`` (warm start) or None (from the seed); with
+            ``start_epoch > 0``, the whole training state to continue from
+            (:meth:`~shrinkage.search.engine.StackTrainer.state`).
+        layers: a per-layer configuration, one ``(kind, strength)`` per penalizable weight
+            (strength 0: that layer is not penalized); it replaces ``kind``, ``strength``
+            and ``placement``, which then only describe it.
+        start_epoch: epochs already trained (``init`` holds the state there).
+        rung: the successive-halving rung this training ends at, or None.
     """
 
     index: int
@@ -56,6 +65,29 @@ class CandidateSpec:
     epochs: int
     stage: str = "grid"
     init: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    layers: tuple[tuple[str, float], ...] | None = None
+    start_epoch: int = 0
+    rung: int | None = None
+
+    def strengths(self, n_layers: int) -> tuple[list[float], list[float]]:
+        """The candidate's per-layer (L1, L2) strengths."""
+        if self.layers is not None:
+            if len(self.layers) != n_layers:
+                raise ShrinkageError(
+                    f"A per-layer configuration needs one strength per penalizable weight "
+                    f"({n_layers}); got {len(self.layers)}."
+                )
+            return per_layer_strengths(self.layers, self.l1_ratio)
+        return layer_strengths(self.kind, self.strength, n_layers, self.placement, self.l1_ratio)
+
+    def config_tuple(self) -> tuple:
+        """The configuration: ``(kind, l1_ratio, placement, strength[, layers])``."""
+        ratio = self.l1_ratio if self.kind == "elastic_net" or self._any_elastic() else math.nan
+        config = (self.kind, ratio, self.placement, self.strength)
+        return config if self.layers is None else (*config, self.layers)
+
+    def _any_elastic(self) -> bool:
+        return self.layers is not None and any(k == "elastic_net" for k, _ in self.layers)
 
 
 @dataclass
@@ -109,8 +141,10 @@ class ChunkResult:
 
     Attributes:
         rows: one dict of plain Python values per candidate: ``candidate``, ``config``,
-            ``fold``, ``stage``, ``test_score``, ``train_score``, ``fit_time``,
-            ``score_time``, ``diverged``, ``weight_l2_layer{i}``, ``sparsity_layer{i}``.
+            ``fold``, ``stage``, ``test_score``, ``train_score``, ``test_loss_score`` (the
+            negative validation log loss or MSE: it breaks ties between scores at a rung),
+            ``fit_time``, ``score_time``, ``diverged``, ``epochs`` (trained), ``rung``
+            (successive halving only), ``weight_l2_layer{i}``, ``sparsity_layer{i}``.
         states: each candidate's final weights ``{name: array}`` (when asked for).
     """
 
@@ -122,9 +156,11 @@ class ChunkResult:
 class Progress:
     """A progress report: ``epoch`` of ``epochs`` in chunk ``chunk`` (1-based) of ``n_chunks``.
 
-    ``stage`` is ``"grid"``, ``"refine"`` or ``"refit"`` (one chunk: the chosen
-    configuration on all rows). ``reused`` marks a chunk a resumed search read back from its
-    checkpoint instead of training (sent once per such chunk, with ``epoch == epochs``).
+    ``stage`` is ``"grid"``, ``"refine"``, ``"rung j/K"`` (successive halving) or
+    ``"refit"`` (one chunk: the chosen configuration on all rows). ``start`` is the epoch the
+    stage's training starts from (a halving rung goes on from the previous rung's epochs).
+    ``reused`` marks a chunk a resumed search read back from its checkpoint instead of
+    training (sent once per such chunk, with ``epoch == epochs``).
     """
 
     stage: str
@@ -133,6 +169,173 @@ class Progress:
     epoch: int
     epochs: int
     reused: bool = False
+    start: int = 0
+
+
+class ChunkRun:
+    """One chunk of candidates as a live stack: train to an epoch, score, keep some, go on.
+
+    :func:`run_chunk` is one ``ChunkRun`` trained to the end. Successive halving keeps a
+    ``ChunkRun`` between rungs and calls :meth:`keep` with the survivors; a chunk that
+    continues elsewhere (another process, after a restart) starts from the candidates'
+    exported :meth:`states` (``spec.init`` with ``spec.start_epoch > 0``).
+
+    Args:
+        data: the preprocessed data, folds and training settings.
+        specs: the candidates (all with the same ``start_epoch``).
+        progress: called with the epoch number after each epoch.
+
+    Raises:
+        ShrinkageError: candidates starting at different epochs, or one that continues
+            without its training state.
+    """
+
+    def __init__(
+        self,
+        data: SearchData,
+        specs: Sequence[CandidateSpec],
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        starts = {s.start_epoch for s in specs}
+        if len(starts) != 1:
+            raise ShrinkageError(f"A chunk starts from one epoch; got {sorted(starts)}.")
+        start = starts.pop()
+        self.data, self.specs = data, list(specs)
+        device = torch.device(data.device)
+        seeds = [s.seed for s in specs]
+        if data.factory is None:
+            stack: StackedMLP | StackedModule = StackedMLP.from_seeds(
+                seeds, data.sizes, data.activation, device
+            )
+        else:
+            stack = StackedModule(data.factory, seeds, device)
+        if start == 0:
+            for k, spec in enumerate(specs):
+                if spec.init is not None:
+                    stack.load_state(k, {n: torch.as_tensor(v) for n, v in spec.init.items()})
+        n_layers = stack.n_layers
+        strengths = [s.strengths(n_layers) for s in specs]
+        l1 = torch.tensor([a for a, _ in strengths], dtype=torch.float32)
+        l2 = torch.tensor([b for _, b in strengths], dtype=torch.float32)
+        fold_rows: dict[int, Tensor] = {}
+        for spec in specs:
+            if spec.fold not in fold_rows:
+                train = data.folds[spec.fold][0]
+                fold_rows[spec.fold] = torch.as_tensor(
+                    train + data.offset(spec.fold), device=device
+                )
+        self.trainer = StackTrainer(
+            stack,
+            data.X,
+            _tile(data.y, data.per_fold, len(data.folds)),
+            [fold_rows[s.fold] for s in specs],
+            seeds,
+            l1,
+            l2,
+            data.settings,
+            progress=progress,
+        )
+        if start > 0:
+            for k, spec in enumerate(specs):
+                if spec.init is None or "epoch" not in spec.init:
+                    raise ShrinkageError(
+                        f"Candidate {spec.index} continues from epoch {start} but its training "
+                        "state is missing (a checkpoint directory cleaned by hand?); remove the "
+                        "checkpoint directory to start the search again."
+                    )
+                self.trainer.load_state(k, spec.init)
+        #: seconds spent training, per candidate, since the last :meth:`score`
+        self.fit_time = 0.0
+
+    @property
+    def epoch(self) -> int:
+        """Epochs trained so far."""
+        return self.trainer.epoch
+
+    @property
+    def stack(self) -> StackedMLP | StackedModule:
+        """The stacked candidates."""
+        return self.trainer.stack
+
+    def train_to(self, epoch: int) -> None:
+        """Train every candidate up to ``epoch`` (from where they are)."""
+        started = time.perf_counter()
+        self.trainer.run(max(0, int(epoch) - self.trainer.epoch))
+        self.fit_time += (time.perf_counter() - started) / len(self.specs)
+
+    def keep(self, indices: Sequence[int]) -> None:
+        """Keep only the candidates whose ``spec.index`` is in ``indices``, in that order."""
+        where = {spec.index: k for k, spec in enumerate(self.specs)}
+        positions = [where[i] for i in indices]
+        self.trainer.keep(positions)
+        self.specs = [self.specs[k] for k in positions]
+
+    def states(self, full: bool = False) -> list[dict[str, np.ndarray]]:
+        """Each candidate's weights ``{name: array}``, or (``full``) its whole training state."""
+        if full:
+            return [
+                {name: t.numpy() for name, t in self.trainer.state(k).items()}
+                for k in range(len(self.specs))
+            ]
+        return [
+            {name: t.cpu().numpy() for name, t in self.stack.state(k).items()}
+            for k in range(len(self.specs))
+        ]
+
+    def score(self) -> list[dict[str, Any]]:
+        """One row per candidate (see :class:`ChunkResult`), for the epoch reached."""
+        data, specs, stack = self.data, self.specs, self.stack
+        device = torch.device(data.device)
+        started = time.perf_counter()
+        n = data.n_rows
+        base = torch.arange(n, device=device)
+        index = torch.stack([base + data.offset(s.fold) for s in specs])
+        outputs = predict_stack(stack, data.X, index)
+        test_mask = torch.zeros((len(specs), n), dtype=torch.bool, device=device)
+        train_mask = torch.zeros_like(test_mask)
+        for k, spec in enumerate(specs):
+            train, test = data.folds[spec.fold]
+            train_mask[k, torch.as_tensor(train, device=device)] = True
+            test_mask[k, torch.as_tensor(test, device=device)] = True
+        diverged = _diverged(stack)
+        test_scores = scores(outputs, data.y, test_mask, data.scoring, data.settings)
+        train_scores = scores(outputs, data.y, train_mask, data.scoring, data.settings)
+        loss_scoring = (
+            "neg_log_loss" if data.settings.task == CLASSIFICATION else "neg_mean_squared_error"
+        )
+        test_losses = scores(outputs, data.y, test_mask, loss_scoring, data.settings)
+        for values in (test_scores, train_scores, test_losses):
+            values[diverged] = np.nan
+        norms, sparsity = [], []
+        for w in stack.weights():
+            flat = w.detach().reshape(len(specs), -1)
+            norms.append(torch.linalg.vector_norm(flat.double(), dim=1).cpu().numpy())
+            sparsity.append((flat == 0).double().mean(dim=1).cpu().numpy())
+        score_time = (time.perf_counter() - started) / len(specs)
+        fit_time, self.fit_time = self.fit_time, 0.0
+
+        rows = []
+        for k, spec in enumerate(specs):
+            row: dict[str, Any] = {
+                "candidate": spec.index,
+                "config": spec.config,
+                "fold": spec.fold,
+                "stage": spec.stage,
+                "test_score": float(test_scores[k]),
+                "train_score": float(train_scores[k]),
+                "test_loss_score": float(test_losses[k]),
+                "fit_time": fit_time,
+                "score_time": score_time,
+                "diverged": bool(diverged[k]),
+                "epochs": self.epoch,
+            }
+            if spec.rung is not None:
+                row["rung"] = spec.rung
+            for i in range(stack.n_layers):
+                row[f"weight_l2_layer{i}"] = float(norms[i][k])
+                row[f"sparsity_layer{i}"] = float(sparsity[i][k])
+            rows.append(row)
+        return rows
 
 
 def run_chunk(
@@ -146,8 +349,9 @@ def run_chunk(
 
     Args:
         data: the preprocessed data, folds and training settings.
-        specs: the candidates (all with the same ``epochs``).
-        keep_states: also return every candidate's final weights.
+        specs: the candidates (all with the same ``epochs`` and ``start_epoch``).
+        keep_states: also return every candidate's final weights (with ``spec.rung`` set:
+            its whole training state, to continue from at the next rung).
         progress: called with the epoch number after each epoch.
 
     Returns:
@@ -159,88 +363,12 @@ def run_chunk(
     epochs = {s.epochs for s in specs}
     if len(epochs) != 1:
         raise ShrinkageError(f"A chunk trains for one epoch count; got {sorted(epochs)}.")
-    settings = replace(data.settings, epochs=epochs.pop())
-    device = torch.device(data.device)
-    seeds = [s.seed for s in specs]
-    if data.factory is None:
-        stack: StackedMLP | StackedModule = StackedMLP.from_seeds(
-            seeds, data.sizes, data.activation, device
-        )
-    else:
-        stack = StackedModule(data.factory, seeds, device)
-    for k, spec in enumerate(specs):
-        if spec.init is not None:
-            stack.load_state(k, {n: torch.as_tensor(v) for n, v in spec.init.items()})
-    n_layers = stack.n_layers
-    strengths = [
-        layer_strengths(s.kind, s.strength, n_layers, s.placement, s.l1_ratio) for s in specs
-    ]
-    l1 = torch.tensor([a for a, _ in strengths], dtype=torch.float32)
-    l2 = torch.tensor([b for _, b in strengths], dtype=torch.float32)
-    fold_rows: dict[int, Tensor] = {}
-    for spec in specs:
-        if spec.fold not in fold_rows:
-            train = data.folds[spec.fold][0]
-            fold_rows[spec.fold] = torch.as_tensor(train + data.offset(spec.fold), device=device)
-    started = time.perf_counter()
-    train_stack(
-        stack,
-        data.X,
-        _tile(data.y, data.per_fold, len(data.folds)),
-        [fold_rows[s.fold] for s in specs],
-        seeds,
-        l1,
-        l2,
-        settings,
-        progress=progress,
-    )
-    fit_time = (time.perf_counter() - started) / len(specs)
-
-    started = time.perf_counter()
-    n = data.n_rows
-    base = torch.arange(n, device=device)
-    index = torch.stack([base + data.offset(s.fold) for s in specs])
-    outputs = predict_stack(stack, data.X, index)
-    test_mask = torch.zeros((len(specs), n), dtype=torch.bool, device=device)
-    train_mask = torch.zeros_like(test_mask)
-    for k, spec in enumerate(specs):
-        train, test = data.folds[spec.fold]
-        train_mask[k, torch.as_tensor(train, device=device)] = True
-        test_mask[k, torch.as_tensor(test, device=device)] = True
-    diverged = _diverged(stack)
-    test_scores = scores(outputs, data.y, test_mask, data.scoring, data.settings)
-    train_scores = scores(outputs, data.y, train_mask, data.scoring, data.settings)
-    test_scores[diverged] = np.nan
-    train_scores[diverged] = np.nan
-    norms, sparsity = [], []
-    for w in stack.weights():
-        flat = w.detach().reshape(len(specs), -1)
-        norms.append(torch.linalg.vector_norm(flat.double(), dim=1).cpu().numpy())
-        sparsity.append((flat == 0).double().mean(dim=1).cpu().numpy())
-    score_time = (time.perf_counter() - started) / len(specs)
-
-    rows = []
-    for k, spec in enumerate(specs):
-        row: dict[str, Any] = {
-            "candidate": spec.index,
-            "config": spec.config,
-            "fold": spec.fold,
-            "stage": spec.stage,
-            "test_score": float(test_scores[k]),
-            "train_score": float(train_scores[k]),
-            "fit_time": fit_time,
-            "score_time": score_time,
-            "diverged": bool(diverged[k]),
-        }
-        for i in range(n_layers):
-            row[f"weight_l2_layer{i}"] = float(norms[i][k])
-            row[f"sparsity_layer{i}"] = float(sparsity[i][k])
-        rows.append(row)
+    run = ChunkRun(data, specs, progress)
+    run.train_to(epochs.pop())
+    rows = run.score()
     states = None
     if keep_states:
-        states = [
-            {name: t.cpu().numpy() for name, t in stack.state(k).items()} for k in range(len(specs))
-        ]
+        states = run.states(full=any(s.rung is not None for s in specs))
     return ChunkResult(rows, states)
 
 

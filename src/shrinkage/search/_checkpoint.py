@@ -34,6 +34,7 @@ from shrinkage.search._candidates import SearchData, run_chunk
 
 __all__ = [
     "chunk_path",
+    "states_path",
     "read_chunk",
     "run_chunks",
     "fingerprint",
@@ -48,7 +49,8 @@ def chunk_path(directory: str | os.PathLike, stage: str, index: int) -> Path:
     return Path(directory) / f"{stage}-chunk-{index:05d}.json"
 
 
-def _states_path(directory: str | os.PathLike, stage: str, index: int) -> Path:
+def states_path(directory: str | os.PathLike, stage: str, index: int) -> Path:
+    """Where chunk ``index``'s kept weights (or training states) go: ``….safetensors``."""
     return Path(directory) / f"{stage}-chunk-{index:05d}.safetensors"
 
 
@@ -89,6 +91,7 @@ def read_chunk(
     specs: Sequence[Any],
     fingerprint: str,
     keep_states: bool = False,
+    require_states: bool = True,
 ) -> tuple[Rows, list[dict[str, np.ndarray]] | None] | None:
     """The rows (and states) of a finished chunk, or None when it has not finished.
 
@@ -100,6 +103,9 @@ def read_chunk(
         fingerprint: the running search's fingerprint.
         keep_states: also read the candidates' final weights (None if they were not kept,
             and then the chunk counts as not finished).
+        require_states: with ``keep_states``, whether a chunk without its weights file
+            counts as not finished (False: its rows are returned without states; successive
+            halving deletes a rung's states once the next rung has finished).
 
     Returns:
         ``(rows, states)`` or None.
@@ -132,10 +138,11 @@ def read_chunk(
         )
     states = None
     if keep_states:
-        states_file = _states_path(directory, stage, index)
-        if not states_file.is_file():
+        states_file = states_path(directory, stage, index)
+        if states_file.is_file():
+            states = _read_states(states_file, specs)
+        elif require_states:
             return None
-        states = _read_states(states_file, specs)
     return rows, states
 
 
@@ -149,7 +156,7 @@ def _write_chunk(
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if result.states is not None:
-        _write_states(_states_path(directory, stage, index), specs, result.states)
+        _write_states(states_path(directory, stage, index), specs, result.states)
     payload = {"fingerprint": fingerprint, "stage": stage, "chunk": index, "rows": result.rows}
     # The JSON last: its presence is what marks the chunk finished.
     atomic_write(chunk_path(directory, stage, index), json.dumps(payload, allow_nan=True))
@@ -161,6 +168,7 @@ def run_chunks(
     *,
     stage: str,
     keep_states: bool = False,
+    require_states: bool = True,
     checkpoint: str | os.PathLike | None = None,
     fingerprint: str = "",
     resume: bool = False,
@@ -180,6 +188,8 @@ def run_chunks(
         chunks: the candidates (:class:`~shrinkage.search.CandidateSpec`) of each chunk.
         stage: ``"grid"`` or ``"refine"`` (names the checkpoint files).
         keep_states: also return each candidate's final weights.
+        require_states: on resume, retrain a finished chunk whose weights file is missing
+            (False: take its rows without states, see :func:`read_chunk`).
         checkpoint: the directory for the finished chunks, or None.
         fingerprint: the search's digest, written with each chunk and checked on resume.
         resume: read the chunks already in ``checkpoint`` instead of training them.
@@ -214,7 +224,7 @@ def run_chunks(
     done: dict[int, tuple[Rows, list | None]] = {}
     if resume and directory is not None:
         for c, specs in enumerate(chunks):
-            found = read_chunk(directory, stage, c, specs, fingerprint, keep_states)
+            found = read_chunk(directory, stage, c, specs, fingerprint, keep_states, require_states)
             if found is not None:
                 done[c] = found
 

@@ -6,7 +6,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from shrinkage._names import (
 from shrinkage._validation import (
     SEED_HIGH,
     check_bool,
+    check_choice,
     check_int,
     check_random_state,
 )
@@ -39,7 +40,22 @@ from shrinkage.search._candidates import (
 )
 from shrinkage.search._checkpoint import fingerprint, run_chunks
 from shrinkage.search._grid import check_scoring, make_folds, make_grid
-from shrinkage.search._results import aggregate, choose, mark_failures, partial_results
+from shrinkage.search._halving import (
+    SAMPLERS,
+    check_zero_probability,
+    config_summary,
+    grid_layers,
+    run_halving,
+    rung_epochs,
+    sample_layers,
+)
+from shrinkage.search._results import (
+    aggregate,
+    choose,
+    halving_results,
+    mark_failures,
+    partial_results,
+)
 from shrinkage.search.engine import (
     StackedModule,
     TrainSettings,
@@ -111,6 +127,36 @@ class SearchCV(BaseEstimator):
             progress: an overall bar with the time remaining over the phases ``grid``,
             ``refine`` and ``refit`` (rich bars in a terminal or Jupyter, a line every
             10 seconds otherwise; :class:`shrinkage._progress.ProgressBoard`).
+        per_layer: search a strength *per layer* instead of one strength and a placement:
+            ``n_candidates`` configurations, each giving every penalizable weight its own
+            strength (0: leave that layer alone) and, with several ``kinds``, its own kind.
+            They are the single-λ grid's configurations (``kinds x l1_ratios x placements
+            x strengths``: always included) and ``n_candidates`` minus those drawn from a
+            scrambled Sobol or Latin-hypercube sequence
+            (:func:`~shrinkage.search._halving.sample_layers`): log-uniform over
+            ``[min(strengths > 0), max(strengths)]``, exactly 0 with probability
+            ``zero_probability``. Elastic-net layers use ``l1_ratios[0]``.
+            ``best_params_`` then holds ``layer_penalties`` (see below).
+        n_candidates: configurations of a per-layer search, at least the grid's; None: 243.
+        zero_probability: the probability that a drawn layer strength is exactly 0, in
+            ``[0, 1)``. The default 0.25 leaves about one layer in four unpenalized.
+        sampler: ``"sobol"`` (scrambled) or ``"lhs"`` (Latin hypercube).
+        halving: successive halving inside the stack: all candidates start together; at
+            the rungs (``E / eta^k`` epochs, :func:`~shrinkage.search._halving.rung_epochs`)
+            the configurations are ranked by fold-mean validation score (ties: validation
+            loss) and only the best ``ceil(n / eta)`` train on, the others leave the stack
+            (their rows leave the stacked tensors, so later epochs cost less). A rung waits
+            for every chunk. The final choice is among the configurations of the last rung.
+            None: on for ``per_layer``, off for the grid. Not with ``refine`` or
+            ``one_standard_error``.
+        halving_factor: ``eta``, an integer >= 2.
+        min_epochs: the earliest rung; None: 1.
+        keep_grid: in a per-layer search with halving, never drop the single-λ grid's
+            configurations: they train to the full budget (halving ranks and drops only
+            the drawn ones, and the rungs are laid out for those), so the search can never
+            do worse than the grid on its own configurations. With the default grid (13
+            strengths, placement "all") and ``n_candidates=243`` a 60-epoch search then
+            spends about what the grid x 3 placements does.
 
     Attributes:
         cv_results_: a dict of numpy arrays, one entry per configuration (refinement rows
@@ -119,7 +165,11 @@ class SearchCV(BaseEstimator):
             the last stage (ties go to the larger strength, the simpler model).
         best_params_: ``cv_results_["params"][best_index_]``, keyed by the estimator's
             parameter names (``penalty``, ``strength``, ``placement``, and ``l1_ratio`` for
-            elastic net): ``estimator.set_params(**best_params_)`` applies the choice.
+            elastic net): ``estimator.set_params(**best_params_)`` applies the choice. A
+            per-layer search gives ``penalty="none"``, ``strength=0.0``,
+            ``placement="all"`` and ``layer_penalties={0: L2(3e-4), 1: None, 2: L2(1e-2)}``
+            (every layer's penalty; ``--layer-penalties 0=l2:0.0003,1=none,2=l2:0.01``
+            on the command line: ``cv_results_["param_layer_penalties"]``).
         best_score_: its mean validation score.
         best_estimator_: the estimator refit on all rows with the chosen configuration
             (``best_params_``), or None (``refit=False`` or a ``model_factory``).
@@ -130,6 +180,7 @@ class SearchCV(BaseEstimator):
             ``bytes_per_chunk`` (estimated peak), ``max_memory``.
         classes_: class labels (classification).
         refit_time_: seconds of the refit.
+        rungs_: the successive-halving rungs' epochs (None without halving).
 
     Example:
         >>> from sklearn.datasets import make_moons
@@ -167,6 +218,14 @@ class SearchCV(BaseEstimator):
         client: Any = None,
         resume: bool = False,
         verbose: int = 0,
+        per_layer: bool = False,
+        n_candidates: int | None = None,
+        zero_probability: float = 0.25,
+        sampler: str = "sobol",
+        halving: bool | None = None,
+        halving_factor: int = 3,
+        min_epochs: int | None = None,
+        keep_grid: bool = True,
     ) -> None:
         self.estimator = estimator
         self.strengths = strengths
@@ -191,6 +250,14 @@ class SearchCV(BaseEstimator):
         self.client = client
         self.resume = resume
         self.verbose = verbose
+        self.per_layer = per_layer
+        self.n_candidates = n_candidates
+        self.zero_probability = zero_probability
+        self.sampler = sampler
+        self.halving = halving
+        self.halving_factor = halving_factor
+        self.min_epochs = min_epochs
+        self.keep_grid = keep_grid
 
     # ----------------------------------------------------------------- fit
 
@@ -262,6 +329,23 @@ class SearchCV(BaseEstimator):
             check_int(self.refine_epochs, "refine_epochs", 1)
         check_int(self.verbose, "verbose", 0)
         device = check_device(self.device)
+        per_layer = check_bool(self.per_layer, "per_layer")
+        halving = per_layer if self.halving is None else check_bool(self.halving, "halving")
+        factor = check_int(self.halving_factor, "halving_factor", 2)
+        min_epochs = (
+            None if self.min_epochs is None else check_int(self.min_epochs, "min_epochs", 1)
+        )
+        check_zero_probability(self.zero_probability)
+        check_choice(self.sampler, "sampler", SAMPLERS)
+        if self.n_candidates is not None:
+            check_int(self.n_candidates, "n_candidates", 1)
+        for name in ("refine", "one_standard_error"):
+            if getattr(self, name) and (per_layer or halving):
+                why = "per_layer" if per_layer else "halving"
+                raise ShrinkageError(
+                    f"The '{name}' parameter must be False with {why}=True (it needs one "
+                    "strength per configuration trained to the full budget). Got True instead."
+                )
 
         X_checked, y_values = check_data(X, y, self.model_factory is not None)
         codes, classes = encode_target_values(y_values, task)
@@ -298,28 +382,40 @@ class SearchCV(BaseEstimator):
         for placement in grid.placements:
             placement_layers(n_layers, placement)  # refuses bad indices before training
 
-        configs = [
+        configs: list[tuple] = [
             (kind, ratio, placement, float(strength))
             for kind in grid.kinds
             for ratio in (grid.l1_ratios if kind == "elastic_net" else (math.nan,))
             for placement in grid.placements
             for strength in grid.strengths
         ]
+        stages = ["grid"] * len(configs)
+        if per_layer:
+            configs, stages = self._per_layer_configs(configs, grid, n_layers, rng)
         specs = [
             CandidateSpec(
                 index=c * len(folds) + f,
                 config=c,
                 fold=f,
                 seed=seeds[f],
-                kind=kind,
-                strength=strength,
-                l1_ratio=0.5 if math.isnan(ratio) else ratio,
-                placement=placement,
+                kind=config[0],
+                strength=config[3],
+                l1_ratio=0.5 if math.isnan(config[1]) else config[1],
+                placement=config[2],
                 epochs=settings.epochs,
+                stage=stages[c],
+                layers=config[4] if len(config) > 4 else None,
             )
-            for c, (kind, ratio, placement, strength) in enumerate(configs)
+            for c, config in enumerate(configs)
             for f in range(len(folds))
         ]
+        rungs = None
+        protected = frozenset()
+        if per_layer and check_bool(self.keep_grid, "keep_grid"):
+            protected = frozenset(c for c, stage in enumerate(stages) if stage == "grid")
+        if halving:
+            ranked = len(configs) - len(protected)
+            rungs = rung_epochs(ranked, settings.epochs, factor, min_epochs)
         per_candidate, shared = self._bytes(data)
         n_chunks, per_chunk = chunk_layout(len(specs), per_candidate, shared, memory)
         chunking = {
@@ -329,6 +425,9 @@ class SearchCV(BaseEstimator):
             "bytes_per_chunk": int(shared + per_chunk * per_candidate),
             "max_memory": memory,
         }
+        digest_of = configs
+        if rungs is not None:
+            digest_of = [*configs, ("rungs", tuple(rungs), factor, tuple(sorted(protected)))]
         return SearchSetup(
             data=data,
             specs=specs,
@@ -342,14 +441,20 @@ class SearchCV(BaseEstimator):
             X=X_checked,
             y=y_values,
             classes=classes,
-            fingerprint=fingerprint(data, configs, seeds),
+            fingerprint=fingerprint(data, digest_of, seeds),
+            stages=stages,
+            rungs=rungs,
+            halving_factor=factor,
+            protected=protected,
         )
 
     def phases(self, setup: SearchSetup) -> dict[str, int]:
         """The stages :meth:`fit` will run and their steps: epochs of one stack per chunk.
 
-        ``grid``: chunks x epochs; ``refine`` (with ``refine=True``): its chunks x
-        ``refine_epochs``; ``refit`` (with ``refit=True``): epochs. A stack trains all its
+        ``grid``: chunks x epochs (with successive halving, ``rung j/K`` instead: the
+        chunks of the configurations still in x the epochs from the previous rung);
+        ``refine`` (with ``refine=True``): its chunks x ``refine_epochs``; ``refit`` (with
+        ``refit=True``): epochs. A stack trains all its
         candidates in one pass, so an epoch of a chunk and an epoch of the refit cost about
         the same: these steps make an overall progress bar whose time remaining holds
         across stages.
@@ -363,13 +468,60 @@ class SearchCV(BaseEstimator):
         settings = setup.data.settings
         per_chunk = setup.chunking["candidates_per_chunk"]
         out = {"grid": setup.chunking["n_chunks"] * settings.epochs}
-        if self.refine:
+        if setup.rungs is not None:
+            # Successive halving: rung j trains what is still in from the previous rung's
+            # epochs to its own; each rung keeps ceil(n / eta) of the ranked configurations.
+            out = {}
+            protected = len(setup.protected)
+            ranked = len(setup.configs) - protected
+            for j, epoch in enumerate(setup.rungs):
+                candidates = (ranked + protected) * len(setup.data.folds)
+                start = setup.rungs[j - 1] if j else 0
+                out[f"rung {j + 1}/{len(setup.rungs)}"] = math.ceil(candidates / per_chunk) * (
+                    epoch - start
+                )
+                ranked = max(1, math.ceil(ranked / setup.halving_factor))
+        if self.refine and setup.rungs is None:
             n_refine = self.refine_points * len(setup.data.folds)
             epochs = self.refine_epochs or max(1, settings.epochs // 2)
             out["refine"] = math.ceil(n_refine / per_chunk) * epochs
         if self.refit:
             out["refit"] = settings.epochs
         return out
+
+    def _per_layer_configs(
+        self, grid_configs: list[tuple], grid: Any, n_layers: int, rng: np.random.RandomState
+    ) -> tuple[list[tuple], list[str]]:
+        """The grid's configurations as per-layer ones, then the drawn ones."""
+        configs = []
+        for kind, ratio, placement, strength in grid_configs:
+            layers = grid_layers(kind, strength, n_layers, placement_layers(n_layers, placement))
+            configs.append((kind, ratio, placement, strength, layers))
+        n = 243 if self.n_candidates is None else int(self.n_candidates)
+        if n < len(configs):
+            raise ShrinkageError(
+                f"The 'n_candidates' parameter must be at least the {len(configs)} single-λ "
+                f"grid configurations a per-layer search always includes. Got {n} instead."
+            )
+        positive = grid.strengths[grid.strengths > 0]
+        if not len(positive):
+            raise ShrinkageError(
+                "A per-layer search draws strengths between the smallest and the largest "
+                f"positive 'strengths'; got {grid.strengths.tolist()!r}."
+            )
+        ratio = grid.l1_ratios[0] if grid.l1_ratios else 0.5
+        drawn = sample_layers(
+            n - len(configs),
+            n_layers,
+            grid.kinds,
+            float(positive.min()),
+            float(positive.max()),
+            float(self.zero_probability),
+            self.sampler,
+            int(rng.randint(SEED_HIGH)),
+        )
+        configs += [config_summary(layers, ratio) for layers in drawn]
+        return configs, ["grid"] * (len(configs) - len(drawn)) + ["sampled"] * len(drawn)
 
     def _fit(self, X: Any, y: Any, progress: Callable[[Progress], None] | None) -> SearchCV:
         setup = self.prepare(X, y)
@@ -400,20 +552,26 @@ class SearchCV(BaseEstimator):
         data, configs, specs = setup.data, setup.configs, setup.specs
         n_folds, per_chunk = len(data.folds), setup.chunking["candidates_per_chunk"]
         checkpoint = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
-        rows, states = self._run(
-            setup, specs, per_chunk, "grid", progress, checkpoint, keep=self.refine
-        )
-        self._grid_rows = rows
-        results = aggregate(configs, ["grid"] * len(configs), rows, n_folds, setup.n_layers)
-        stage_rows = np.arange(len(configs))
-        best = choose(results, stage_rows, self.one_standard_error)
-        if self.refine:
+        if setup.rungs is not None:
+            results = self._halve(setup, per_chunk, progress, checkpoint)
+            stage_rows = np.flatnonzero(results["rung"] == len(setup.rungs) - 1)
+            best = choose(results, stage_rows, False)
+        else:
+            rows, states = self._run(
+                setup, specs, per_chunk, "grid", progress, checkpoint, keep=self.refine
+            )
+            self._grid_rows = rows
+            results = aggregate(configs, setup.stages, rows, n_folds, setup.n_layers)
+            stage_rows = np.arange(len(configs))
+            best = choose(results, stage_rows, self.one_standard_error)
+        if self.refine and setup.rungs is None:
             refined = self._refine(setup, results, best, states, per_chunk, progress, checkpoint)
             if refined is not None:
                 results, stage_rows = refined
                 best = choose(results, stage_rows, self.one_standard_error)
 
         self.cv_results_ = mark_failures(results, data.settings.learning_rate)
+        self.rungs_ = setup.rungs
         self.chunking_ = setup.chunking
         self.n_splits_ = n_folds
         self.folds_ = data.folds
@@ -562,6 +720,65 @@ class SearchCV(BaseEstimator):
             on_reused=reused,
         )
 
+    def _halve(
+        self,
+        setup: SearchSetup,
+        per_chunk: int,
+        progress: Callable[[Progress], None] | None,
+        checkpoint: Path | None,
+    ) -> dict[str, np.ndarray]:
+        """Successive halving over every configuration (:func:`run_halving`)."""
+        rungs = setup.rungs
+        assert rungs is not None
+        n_folds, lr = len(setup.data.folds), setup.data.settings.learning_rate
+
+        def table(rung_rows: list[list[dict[str, Any]]], running: bool) -> dict[str, np.ndarray]:
+            return halving_results(
+                setup.configs,
+                setup.stages,
+                rung_rows,
+                rungs,
+                n_folds,
+                setup.n_layers,
+                lr,
+                running=running,
+            )
+
+        def report(rung: int, chunk: int, n_chunks: int, epoch: int | None) -> None:
+            if progress is not None:
+                stage = f"rung {rung + 1}/{len(rungs)}"
+                start = rungs[rung - 1] if rung else 0
+                progress(
+                    Progress(
+                        stage, chunk + 1, n_chunks, epoch or rungs[rung], rungs[rung], start=start
+                    )
+                )
+
+        on_rung = None
+        if getattr(self, "_on_chunk", None) is not None:
+
+            def on_rung(rung_rows: list[list[dict[str, Any]]]) -> None:
+                self._on_chunk(table(rung_rows, True))
+
+        check_bool(self.resume, "resume")
+        rung_rows = run_halving(
+            setup.data,
+            setup.specs,
+            rungs,
+            factor=setup.halving_factor,
+            per_chunk=per_chunk,
+            checkpoint=checkpoint,
+            fingerprint=setup.fingerprint,
+            resume=bool(self.resume),
+            backend=self.backend,
+            client=self.client,
+            n_threads=self.n_threads,
+            progress=report,
+            on_rung=on_rung,
+            protected=setup.protected,
+        )
+        return table(rung_rows, False)
+
     def _refine(
         self,
         setup: SearchSetup,
@@ -647,16 +864,18 @@ class SearchCV(BaseEstimator):
             False,
             data.device,
         )
+        config = setup.configs[self.best_index_]
         spec = CandidateSpec(
             index=0,
             config=0,
             fold=0,
             seed=seed,
-            kind=params["penalty"],
-            strength=params["strength"],
-            l1_ratio=params.get("l1_ratio", 0.5),
-            placement=params["placement"],
+            kind=config[0],
+            strength=config[3],
+            l1_ratio=0.5 if math.isnan(config[1]) else config[1],
+            placement=config[2],
             epochs=data.settings.epochs,
+            layers=config[4] if len(config) > 4 else None,
         )
         result = run_chunk(refit_data, [spec], keep_states=True, progress=report)
         assert result.states is not None
@@ -728,6 +947,11 @@ class SearchSetup:
         y: the target values (for the refit).
         classes: class labels, or None (regression).
         fingerprint: a digest of data, folds, seeds and grid (checks checkpoint files).
+        stages: ``"grid"`` or ``"sampled"`` (a drawn per-layer configuration) per
+            configuration.
+        rungs: the successive-halving rungs' epochs, or None.
+        halving_factor: ``eta`` of the halving.
+        protected: configurations halving never drops (``keep_grid``).
     """
 
     data: SearchData
@@ -743,3 +967,7 @@ class SearchSetup:
     y: np.ndarray
     classes: np.ndarray | None
     fingerprint: str
+    stages: list[str] = field(default_factory=list)
+    rungs: list[int] | None = None
+    halving_factor: int = 3
+    protected: frozenset[int] = frozenset()

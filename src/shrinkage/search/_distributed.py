@@ -143,7 +143,10 @@ def submit_chunks(
         )
     if not chunks:
         return {}
-    shared = client.scatter(data, broadcast=True)
+    # A fresh key per call: with the default content hash, a later stage (a refinement, the
+    # next rung) scattering the same data would get the same key, and releasing this
+    # stage's future could cancel the next stage's tasks ("lost dependencies").
+    shared = client.scatter(data, broadcast=True, hash=False)
     futures = {
         client.submit(
             run_on_worker,

@@ -43,17 +43,59 @@ Rows = list[dict[str, Any]]
 
 
 def config_params(config: tuple) -> dict[str, Any]:
-    """A configuration ``(kind, l1_ratio, placement, strength)`` as estimator parameters.
+    """A configuration ``(kind, l1_ratio, placement, strength[, layers])`` as estimator
+    parameters.
 
     The keys are the estimator's parameter names, so ``estimator.set_params(**params)``
     applies the configuration: ``penalty``, ``strength``, ``placement``, and ``l1_ratio``
-    for elastic net only.
+    for elastic net only. A per-layer configuration (``layers``: one ``(kind, strength)``
+    per penalizable weight) is ``penalty="none"``, ``strength=0.0``, ``placement="all"``
+    and ``layer_penalties={i: L2(s_i) or L1(s_i) or ElasticNet(r s_i, (1 - r) s_i) or
+    None}``: every layer's penalty, nothing left to the default.
     """
-    kind, ratio, placement, strength = config
+    kind, ratio, placement, strength = config[:4]
+    if len(config) > 4 and config[4] is not None:
+        from shrinkage.estimators import make_penalty
+
+        r = 0.5 if math.isnan(ratio) else ratio
+        layers = {i: make_penalty(k, s, r) if s > 0 else None for i, (k, s) in enumerate(config[4])}
+        return {
+            "penalty": "none",
+            "strength": 0.0,
+            "placement": "all",
+            "layer_penalties": layers,
+        }
     params: dict[str, Any] = {"penalty": kind, "strength": strength, "placement": placement}
     if kind == "elastic_net" and not math.isnan(ratio):
         params["l1_ratio"] = ratio
     return params
+
+
+def _layer_columns(configs: list[tuple], n_layers: int) -> dict[str, np.ndarray]:
+    """``param_strength_layer{i}``, ``param_kind_layer{i}`` (when kinds differ) and
+    ``param_layer_penalties`` (the ``--layer-penalties`` text) of per-layer configurations."""
+    from shrinkage.estimators import format_layer_penalties
+
+    layers = [c[4] for c in configs]
+    out: dict[str, np.ndarray] = {}
+    for i in range(n_layers):
+        out[f"param_strength_layer{i}"] = np.array([float(x[i][1]) for x in layers])
+    if len({k for x in layers for k, _ in x}) > 1:
+        for i in range(n_layers):
+            out[f"param_kind_layer{i}"] = np.array([x[i][0] for x in layers], dtype=object)
+    out["param_layer_penalties"] = np.array(
+        [format_layer_penalties(x) for x in layers], dtype=object
+    )
+    return out
+
+
+def total_strength(results: dict[str, np.ndarray] | Any) -> np.ndarray:
+    """Each configuration's strength for the tie rules: ``param_strength``, or for
+    per-layer configurations the sum of ``param_strength_layer{i}``."""
+    keys = [k for k in results.keys() if str(k).startswith("param_strength_layer")]
+    if keys:
+        return np.sum([np.asarray(results[k], dtype=float) for k in keys], axis=0)
+    return np.asarray(results["param_strength"], dtype=float)
 
 
 def aggregate(
@@ -94,6 +136,8 @@ def aggregate(
         "params": np.array([config_params(c) for c in configs], dtype=object),
         "stage": np.array(stages, dtype=object),
     }
+    if configs and len(configs[0]) > 4:
+        out.update(_layer_columns(configs, n_layers))
     for i in range(n_splits):
         out[f"split{i}_test_score"] = test[:, i]
     mean_test = test.mean(axis=1)
@@ -129,7 +173,7 @@ def choose(results: dict[str, np.ndarray], rows: np.ndarray, one_se: bool) -> in
     ``best - std_best / sqrt(n_splits)``, ties to the better score.
     """
     mean = results["mean_test_score"][rows]
-    strength = results["param_strength"][rows]
+    strength = total_strength(results)[rows]
     if np.all(np.isnan(mean)):
         raise ShrinkageError(
             "Every candidate of the search diverged (non-finite weights); lower the learning "
@@ -170,12 +214,14 @@ def mark_failures(
     n_splits = sum(1 for key in results if key.startswith("split") and key.endswith("test_score"))
     diverged = np.asarray(results["n_diverged"])
     status, failure = [], []
+    per_layer = results.get("param_layer_penalties")
     for i, strength in enumerate(results["param_strength"]):
         if diverged[i] > 0:
             status.append("failed")
+            what = f"strength={strength:g}" if per_layer is None else f"layers {per_layer[i]}"
             failure.append(
                 f"diverged in {diverged[i]} of {n_splits} splits (loss became NaN/inf) with "
-                f"strength={strength:g}, learning_rate={learning_rate:g}"
+                f"{what}, learning_rate={learning_rate:g}"
             )
         elif done_splits is not None and done_splits[i] < n_splits:
             status.append("pending")
@@ -205,8 +251,7 @@ def partial_results(plan: Any, specs: Sequence[Any], rows: Rows) -> dict[str, np
     configs: dict[int, tuple] = {}
     stages: dict[int, str] = {}
     for spec in specs:
-        ratio = spec.l1_ratio if spec.kind == "elastic_net" else math.nan
-        configs.setdefault(spec.config, (spec.kind, ratio, spec.placement, spec.strength))
+        configs.setdefault(spec.config, spec.config_tuple())
         stages.setdefault(spec.config, spec.stage)
     order = sorted(configs)
     n_splits = len(plan.data.folds)
@@ -222,3 +267,77 @@ def partial_results(plan: Any, specs: Sequence[Any], rows: Rows) -> dict[str, np
     for row in rows:
         done[row["config"] - order[0]] += 1
     return mark_failures(results, plan.data.settings.learning_rate, done)
+
+
+def halving_results(
+    configs: list[tuple],
+    stages: list[str],
+    rung_rows: Sequence[Rows],
+    rungs: Sequence[int],
+    n_splits: int,
+    n_layers: int,
+    learning_rate: float,
+    *,
+    running: bool = False,
+) -> dict[str, np.ndarray]:
+    """The ``cv_results_`` table of a successive-halving search.
+
+    Each configuration's scores (``split{i}_test_score``, ``mean_test_score``, norms…) are
+    those of the last rung it reached; ``mean_fit_time`` adds up its rungs. Added columns:
+    ``rung`` (the last rung reached, 0-based; ``len(rungs) - 1`` is the full budget),
+    ``rung_epochs`` (the epochs it trained) and ``rung{j}_test_score`` (its fold-mean
+    validation score at rung ``j``, NaN once dropped). ``rank_test_score`` ranks the
+    configurations of the last rung first (the final ranking uses only them), then the
+    others by the rung they reached and their score there.
+
+    Args:
+        configs: the configurations.
+        stages: ``"grid"`` or ``"sampled"`` per configuration.
+        rung_rows: the candidate rows of each rung run so far.
+        rungs: the rungs' epochs.
+        n_splits: folds.
+        n_layers: penalizable weights.
+        learning_rate: for the failure messages.
+        running: the search is not over: configurations still training are ``"pending"``.
+
+    Returns:
+        The table (with ``status`` and ``failure``, :func:`mark_failures`).
+    """
+    latest: dict[int, dict[str, Any]] = {}
+    fit: dict[int, float] = {}
+    n = len(configs)
+    reached = np.full(n, -1, dtype=np.int64)
+    per_rung = np.full((len(rungs), n, n_splits), np.nan)
+    for j, rows in enumerate(rung_rows):
+        for row in rows:
+            c = row["config"]
+            fit[row["candidate"]] = fit.get(row["candidate"], 0.0) + row["fit_time"]
+            latest[row["candidate"]] = {**row, "fit_time": fit[row["candidate"]]}
+            reached[c] = max(reached[c], j)
+            per_rung[j, c, row["fold"]] = row["test_score"]
+    out = aggregate(configs, stages, list(latest.values()), n_splits, n_layers, first=0)
+    out["rung"] = reached
+    out["rung_epochs"] = np.array([rungs[j] if j >= 0 else 0 for j in reached], dtype=np.int64)
+    for j in range(len(rungs)):
+        out[f"rung{j}_test_score"] = per_rung[j].mean(axis=1)
+    mean = np.where(np.isnan(out["mean_test_score"]), -np.inf, out["mean_test_score"])
+    order = sorted(range(n), key=lambda c: (-reached[c], -mean[c], c))
+    final = reached == len(rungs) - 1
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[final] = rank(out["mean_test_score"][final])
+    position = int(final.sum())
+    for c in order:
+        if not final[c]:
+            position += 1
+            ranks[c] = position
+    out["rank_test_score"] = ranks
+    done = None
+    if running:
+        last = len(rung_rows) - 1
+        finished = np.zeros(n, dtype=np.int64)
+        for c in range(n):
+            splits = int(np.isfinite(per_rung[max(reached[c], 0), c]).sum())
+            still = reached[c] == last and last < len(rungs) - 1
+            finished[c] = 0 if still or reached[c] < 0 else splits
+        done = finished
+    return mark_failures(out, learning_rate, done)

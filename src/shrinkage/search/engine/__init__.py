@@ -30,17 +30,30 @@ updated at all — weights, Adam moments and step count stay as they were.
 The result equals K single models trained by :func:`shrinkage.training.fit_model` with
 the same seeds, rows and penalties (up to float rounding; ``tests/test_engine.py``).
 
+Training can stop, continue and shrink (:class:`StackTrainer`): ``run(epochs)`` continues
+from where it stopped (weights, optimizer state, epoch count, minibatch generators), and
+``keep(indices)`` removes candidates for real: every parameter, gradient, optimizer buffer
+and strength moves to new flat buffers holding only the kept rows, so each later step costs
+what the smaller stack costs, and no survivor's trajectory changes
+(``tests/test_engine_halving.py``). It works through the flat tensor-major layout of
+:class:`_Stack` (``_Stack.take``/``_Stack.keep``), so it serves every stack; a subclass
+that derives more per-candidate state from the flat buffers (views, workspaces, autograd
+leaves) refreshes it in ``_on_keep``. ``state(k)``/``load_state(k, state)`` export and
+restore one candidate's whole training state, so a run can continue in another stack or
+process (chunked halving, resume, dask).
+
 Files: ``_stack.py`` (the stacked parameters and forward/backward), ``_optim.py``
 (:class:`StackedOptimizer`), ``_penalty.py`` (:class:`StackPenalty`, per-candidate
-strengths), ``_loop.py`` (:func:`train_stack`, :func:`predict_stack`, the minibatches),
+strengths), ``_loop.py`` (:class:`StackTrainer`, :func:`train_stack`,
+:func:`predict_stack`, the minibatches),
 ``_memory.py`` (how many candidates fit a memory budget).
 """
 
 from shrinkage._names import KINDS
-from shrinkage.search.engine._loop import predict_stack, train_stack
+from shrinkage.search.engine._loop import StackTrainer, predict_stack, train_stack
 from shrinkage.search.engine._memory import chunk_layout, estimate_bytes, parse_memory
 from shrinkage.search.engine._optim import StackedOptimizer
-from shrinkage.search.engine._penalty import StackPenalty, layer_strengths
+from shrinkage.search.engine._penalty import StackPenalty, layer_strengths, per_layer_strengths
 from shrinkage.search.engine._settings import TrainSettings, check_elementwise_optimizer
 from shrinkage.search.engine._stack import StackedMLP, StackedModule
 
@@ -50,12 +63,14 @@ __all__ = [
     "StackedMLP",
     "StackedModule",
     "StackedOptimizer",
+    "StackTrainer",
     "TrainSettings",
     "check_elementwise_optimizer",
     "chunk_layout",
     "estimate_bytes",
     "layer_strengths",
     "parse_memory",
+    "per_layer_strengths",
     "predict_stack",
     "train_stack",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,6 +90,25 @@ class _Batcher:
         index = groups.index_select(0, self.member).transpose(0, 1).contiguous()
         return _Epoch(index.to(self.device), self._weight, self._active, self._full)
 
+    def keep(self, index: np.ndarray) -> None:
+        """Keep the candidates at positions ``index``; forget the groups none of them uses."""
+        members = self.member_np[np.asarray(index, dtype=np.int64)]
+        used = sorted(set(members.tolist()))
+        renumber = {g: i for i, g in enumerate(used)}
+        self.rows = [self.rows[g] for g in used]
+        self.gens = [self.gens[g] for g in used]
+        self.member_np = np.array([renumber[g] for g in members.tolist()], dtype=np.int64)
+        self.member = torch.as_tensor(self.member_np, dtype=torch.int64)
+        self._lengths = None  # lay the epochs out again for the groups left
+
+    def generator_state(self, k: int) -> Tensor:
+        """The state of candidate ``k``'s group's minibatch generator (a copy)."""
+        return self.gens[int(self.member_np[k])].get_state().clone()
+
+    def set_generator_state(self, k: int, state: Tensor) -> None:
+        """Set candidate ``k``'s group's generator (shared by its whole group)."""
+        self.gens[int(self.member_np[k])].set_state(state.to(torch.uint8).cpu())
+
     def _layout(self, lengths: tuple) -> None:
         steps = max(len(x) for x in lengths)
         width = max(n for x in lengths for n in x)
@@ -137,6 +157,206 @@ def _sample_losses(out: Tensor, y: Tensor, settings: TrainSettings) -> Tensor:
     return F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none").view(k, b)
 
 
+class StackTrainer:
+    """Training of a stack that can stop, continue, and let candidates leave mid-run.
+
+    ``StackTrainer(...).run(settings.epochs)`` is :func:`train_stack`. In between runs
+    everything that carries a candidate's trajectory is kept: its weights, its optimizer
+    state (Adam's moments and step count, SGD's momentum buffer), the epoch count and its
+    group's minibatch generator. So ``run(a)`` then ``run(b)`` trains exactly as
+    ``run(a + b)``, and :meth:`keep` between two runs removes candidates for real (new flat
+    buffers with only the kept rows of every parameter, gradient, optimizer buffer and
+    strength; the dropped groups' generators are gone), without changing any survivor's
+    trajectory: each candidate's arithmetic never involves another's (up to the float
+    rounding of batched kernels of another width).
+
+    :meth:`state` and :meth:`load_state` export and restore one candidate's whole training
+    state (weights, optimizer, epoch, generator), so a run can also continue in another
+    stack, another process or after a restart (successive halving across chunks, resume).
+
+    The math of one step is :func:`train_stack`'s; see there for the arguments.
+
+    Raises:
+        ShrinkageError: strengths of the wrong shape or negative, or an empty rows tensor.
+    """
+
+    def __init__(
+        self,
+        stack: StackedMLP | StackedModule,
+        X: Tensor,
+        y: Tensor,
+        rows: Sequence[Tensor],
+        seeds: Sequence[int],
+        l1: Tensor,
+        l2: Tensor,
+        settings: TrainSettings,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        k = stack.k
+        if len(rows) != k or len(seeds) != k:
+            raise ShrinkageError(
+                f"train_stack needs one rows tensor and one seed per candidate ({k}); got "
+                f"{len(rows)} and {len(seeds)}."
+            )
+        if any(len(r) == 0 for r in rows):
+            raise ShrinkageError(
+                "Every candidate needs at least one training row; got an empty fold."
+            )
+        self.stack, self.X, self.y, self.settings = stack, X, y, settings
+        self.progress = progress
+        self.penalty = StackPenalty(stack, l1, l2)
+        self.optimizer = StackedOptimizer(stack, settings)
+        #: epochs trained so far
+        self.epoch = 0
+        group_of: dict[tuple[int, int], int] = {}
+        group_rows: list[Tensor] = []
+        gens: list[torch.Generator] = []
+        members = []
+        for r, s in zip(rows, seeds):
+            key = (id(r), int(s))
+            if key not in group_of:
+                group_of[key] = len(group_rows)
+                group_rows.append(r.to(torch.int64).cpu())
+                gens.append(generators(int(s))[1])
+            members.append(group_of[key])
+        self.batcher = _Batcher(
+            group_rows, gens, settings.batch_size, np.asarray(members), stack.device
+        )
+        mode = MODE_TABLE[settings.mode]
+        self._after = mode.after_step
+        self._autograd_loss = stack.uses_autograd and mode.in_loss
+        # Loss mode without autograd: the hand-written backward adds the penalty's gradient
+        # directly, the same math autograd would do on the penalty term.
+        self._before = "add_grad" if mode.in_loss and not self._autograd_loss else mode.before_step
+        self._neg_one: Tensor | None = None
+        self._loaded: set[int] = set()
+
+    @property
+    def k(self) -> int:
+        """Candidates in the stack now."""
+        return self.stack.k
+
+    def run(self, epochs: int) -> StackedOptimizer:
+        """Train every candidate ``epochs`` more epochs (0 does nothing).
+
+        ``progress`` (if given) is called with the epoch count since the start after each.
+
+        Returns:
+            The optimizer, with its state (step counts, moments).
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
+            raise ShrinkageError(
+                f"The 'epochs' to run must be an integer >= 0. Got {epochs!r} instead."
+            )
+        for _ in range(int(epochs)):
+            self._epoch()
+            self.epoch += 1
+            if self.progress is not None:
+                self.progress(self.epoch)
+        return self.optimizer
+
+    def keep(self, index: Sequence[int] | Tensor | np.ndarray) -> None:
+        """Keep only the candidates at positions ``index`` (in that order), for real.
+
+        Their rows of the parameters, gradients, optimizer state and strengths move to new
+        buffers of ``len(index)`` rows; groups (rows and seed) no candidate uses any more
+        are forgotten. The kept candidates continue exactly as if nothing had left.
+
+        Raises:
+            ShrinkageError: an empty, repeated or out-of-range position.
+        """
+        positions = self.stack.check_index(index)
+        self.optimizer.keep(positions)  # with the old layout
+        self.stack.keep(positions)
+        self.penalty.keep(positions)
+        self.batcher.keep(positions.cpu().numpy())
+        self._neg_one = None
+
+    def state(self, k: int) -> dict[str, Tensor]:
+        """Candidate ``k``'s whole training state, CPU tensors by name.
+
+        The parameters by their names, the optimizer's ``optimizer.step`` and buffers
+        (``optimizer.m.{name}``, ``optimizer.v.{name}`` or ``optimizer.buf.{name}``), the
+        ``epoch`` count and its minibatch ``generator`` state.
+        """
+        out = {name: t.cpu() for name, t in self.stack.state(k).items()}
+        for name, t in self.optimizer.state(k).items():
+            out[f"optimizer.{name}"] = t.cpu()
+        out["epoch"] = torch.tensor([self.epoch], dtype=torch.int64)
+        out["generator"] = self.batcher.generator_state(k)
+        return out
+
+    def load_state(self, k: int, state: dict[str, Any]) -> None:
+        """Restore candidate ``k`` from :meth:`state`'s mapping (tensors or arrays).
+
+        Every candidate restored into one trainer must be at the same epoch, and candidates
+        sharing a group (rows and seed) must bring the same generator state.
+
+        Raises:
+            ShrinkageError: a state at another epoch than the trainer's other candidates.
+        """
+        epoch = int(np.asarray(state["epoch"]).reshape(-1)[0])
+        if not self._loaded:
+            self.epoch = epoch
+        elif epoch != self.epoch:
+            raise ShrinkageError(
+                f"Every candidate of a stack must continue from the same epoch; got {epoch} "
+                f"and {self.epoch}."
+            )
+        self._loaded.add(k)
+        weights = {n: torch.as_tensor(np.asarray(state[n])) for n in self.stack.names}
+        self.stack.load_state(k, weights)
+        prefix = "optimizer."
+        self.optimizer.load_state(
+            k,
+            {
+                key[len(prefix) :]: torch.as_tensor(np.asarray(value))
+                for key, value in state.items()
+                if key.startswith(prefix)
+            },
+        )
+        self.batcher.set_generator_state(k, torch.as_tensor(np.asarray(state["generator"])))
+
+    def _epoch(self) -> None:
+        stack, settings, X, y = self.stack, self.settings, self.X, self.y
+        k, device = stack.k, stack.device
+        batches = self.batcher.epoch()
+        width = batches.index.shape[-1]
+        multiclass = settings.task == CLASSIFICATION and settings.n_outputs > 1
+        if multiclass and (self._neg_one is None or self._neg_one.shape[:2] != (k, width)):
+            self._neg_one = torch.full((k, width, 1), -1.0, device=device, dtype=stack.flat.dtype)
+        feature_shape = tuple(X.shape[1:])
+        lr = float(settings.learning_rate)
+        penalty, optimizer = self.penalty, self.optimizer
+        for t in range(batches.n_steps):
+            idx = batches.index[t].view(-1)
+            x = X.index_select(0, idx).view(k, width, *feature_shape)
+            yt = y.index_select(0, idx).view(k, width)
+            wt = batches.weight[t]
+            if t < batches.full_steps:
+                active_np, active = None, None
+            else:
+                active_np = batches.active[t]
+                active = torch.as_tensor(active_np, dtype=stack.flat.dtype, device=device)
+            if stack.uses_autograd:
+                stack.flat_grad.zero_()
+                with torch.enable_grad():
+                    out = stack.forward(x)
+                    loss = (_sample_losses(out, yt, settings) * wt).sum()
+                    if self._autograd_loss:
+                        loss = loss + penalty.loss()
+                    loss.backward()
+            else:
+                out, saved = stack.forward(x, keep=True)
+                stack.backward(_output_grad(out, yt, wt, settings, self._neg_one), saved)
+            if self._before is not None:
+                penalty.apply(self._before, lr, active)
+            optimizer.step(active_np)
+            if self._after is not None:
+                penalty.apply(self._after, lr, active)
+
+
 def train_stack(
     stack: StackedMLP | StackedModule,
     X: Tensor,
@@ -161,6 +381,9 @@ def train_stack(
     permutation per epoch is drawn for them), which is how a search gives every strength of
     a fold the same data order.
 
+    This is ``StackTrainer(...).run(settings.epochs)`` (:class:`StackTrainer` can also stop,
+    continue and drop candidates).
+
     Args:
         stack: the candidates, already initialized.
         X: the source rows ``(R, *features)`` on the stack's device (a search passes one
@@ -179,73 +402,8 @@ def train_stack(
     Raises:
         ShrinkageError: strengths of the wrong shape or negative, or an empty rows tensor.
     """
-    k = stack.k
-    if len(rows) != k or len(seeds) != k:
-        raise ShrinkageError(
-            f"train_stack needs one rows tensor and one seed per candidate ({k}); got "
-            f"{len(rows)} and {len(seeds)}."
-        )
-    if any(len(r) == 0 for r in rows):
-        raise ShrinkageError("Every candidate needs at least one training row; got an empty fold.")
-    device = stack.device
-    penalty = StackPenalty(stack, l1, l2)
-    optimizer = StackedOptimizer(stack, settings)
-    group_of: dict[tuple[int, int], int] = {}
-    group_rows: list[Tensor] = []
-    gens: list[torch.Generator] = []
-    members = []
-    for r, s in zip(rows, seeds):
-        key = (id(r), int(s))
-        if key not in group_of:
-            group_of[key] = len(group_rows)
-            group_rows.append(r.to(torch.int64).cpu())
-            gens.append(generators(int(s))[1])
-        members.append(group_of[key])
-    batcher = _Batcher(group_rows, gens, settings.batch_size, np.asarray(members), device)
-    multiclass = settings.task == CLASSIFICATION and settings.n_outputs > 1
-    neg_one = None
-    feature_shape = tuple(X.shape[1:])
-    lr = float(settings.learning_rate)
-    mode = MODE_TABLE[settings.mode]
-    autograd_loss = stack.uses_autograd and mode.in_loss
-    # Loss mode without autograd: the hand-written backward adds the penalty's gradient
-    # directly, the same math autograd would do on the penalty term.
-    before = "add_grad" if mode.in_loss and not autograd_loss else mode.before_step
-
-    for epoch in range(1, settings.epochs + 1):
-        batches = batcher.epoch()
-        width = batches.index.shape[-1]
-        if multiclass and (neg_one is None or neg_one.shape[1] != width):
-            neg_one = torch.full((k, width, 1), -1.0, device=device, dtype=stack.flat.dtype)
-        for t in range(batches.n_steps):
-            idx = batches.index[t].view(-1)
-            x = X.index_select(0, idx).view(k, width, *feature_shape)
-            yt = y.index_select(0, idx).view(k, width)
-            wt = batches.weight[t]
-            if t < batches.full_steps:
-                active_np, active = None, None
-            else:
-                active_np = batches.active[t]
-                active = torch.as_tensor(active_np, dtype=stack.flat.dtype, device=device)
-            if stack.uses_autograd:
-                stack.flat_grad.zero_()
-                with torch.enable_grad():
-                    out = stack.forward(x)
-                    loss = (_sample_losses(out, yt, settings) * wt).sum()
-                    if autograd_loss:
-                        loss = loss + penalty.loss()
-                    loss.backward()
-            else:
-                out, saved = stack.forward(x, keep=True)
-                stack.backward(_output_grad(out, yt, wt, settings, neg_one), saved)
-            if before is not None:
-                penalty.apply(before, lr, active)
-            optimizer.step(active_np)
-            if mode.after_step is not None:
-                penalty.apply(mode.after_step, lr, active)
-        if progress is not None:
-            progress(epoch)
-    return optimizer
+    trainer = StackTrainer(stack, X, y, rows, seeds, l1, l2, settings, progress=progress)
+    return trainer.run(settings.epochs)
 
 
 @torch.no_grad()

@@ -51,14 +51,60 @@ class StackedOptimizer:
         self.steps = np.zeros(stack.k, dtype=np.int64)
         self._step_tensors = [torch.zeros((), device=stack.device) for _ in range(stack.k)]
         self._flat_step_tensor = torch.zeros((), device=stack.device)
+        self._rows: list[list[list[Tensor]]] | None = None
+        #: the optimizer's per-coordinate state, laid out like ``stack.flat``, by name
+        self.buffers: dict[str, Tensor] = {}
         if self.name == "adam":
-            self.m = torch.zeros_like(stack.flat)
-            self.v = torch.zeros_like(stack.flat)
-            self._rows = [
-                _rows(stack, buffer) for buffer in (stack.flat, stack.flat_grad, self.m, self.v)
-            ]
+            self.buffers = {"m": torch.zeros_like(stack.flat), "v": torch.zeros_like(stack.flat)}
+            self._rows = self._candidate_rows()
         elif self.momentum:
-            self.buf = torch.zeros_like(stack.flat)
+            self.buffers = {"buf": torch.zeros_like(stack.flat)}
+
+    @property
+    def m(self) -> Tensor:
+        """Adam's first moments (flat, laid out like the stack)."""
+        return self.buffers["m"]
+
+    @property
+    def v(self) -> Tensor:
+        """Adam's second moments."""
+        return self.buffers["v"]
+
+    @property
+    def buf(self) -> Tensor:
+        """SGD's momentum buffer."""
+        return self.buffers["buf"]
+
+    @torch.no_grad()
+    def keep(self, index: Tensor) -> None:
+        """Keep the state of the candidates at positions ``index`` only.
+
+        Call it *before* ``stack.keep(index)``: the buffers are taken with the stack's
+        current layout (:meth:`~shrinkage.search.engine.StackedMLP.take`).
+        """
+        positions = self.stack.check_index(index)
+        for name, buffer in self.buffers.items():
+            self.buffers[name] = self.stack.take(buffer, positions)
+        chosen = positions.cpu().numpy()
+        self.steps = self.steps[chosen]
+        self._step_tensors = [self._step_tensors[k] for k in chosen]
+        self._rows = None  # the slices of the old buffers
+
+    def state(self, k: int) -> dict[str, Tensor]:
+        """Candidate ``k``'s optimizer state: ``{"step": (1,), "{buffer}.{name}": tensor}``."""
+        out = {"step": torch.tensor([int(self.steps[k])], dtype=torch.int64)}
+        for buffer, flat in self.buffers.items():
+            for name, view in zip(self.stack.names, _views(self.stack, flat)):
+                out[f"{buffer}.{name}"] = view[k].detach().clone()
+        return out
+
+    @torch.no_grad()
+    def load_state(self, k: int, state: dict[str, Tensor]) -> None:
+        """Set candidate ``k``'s optimizer state from :meth:`state`'s mapping."""
+        self.steps[k] = int(torch.as_tensor(state["step"]).reshape(-1)[0])
+        for buffer, flat in self.buffers.items():
+            for name, view in zip(self.stack.names, _views(self.stack, flat)):
+                view[k].copy_(torch.as_tensor(state[f"{buffer}.{name}"]))
 
     @torch.no_grad()
     def step(self, active: np.ndarray | None = None) -> None:
@@ -85,6 +131,10 @@ class StackedOptimizer:
             maximize=False,
         )
 
+    def _candidate_rows(self) -> list[list[list[Tensor]]]:
+        stack = self.stack
+        return [_rows(stack, b) for b in (stack.flat, stack.flat_grad, self.m, self.v)]
+
     def _flat_step(self, t: int) -> None:
         stack = self.stack
         p, g = stack.flat, stack.flat_grad
@@ -100,6 +150,8 @@ class StackedOptimizer:
     def _masked_step(self, mask: np.ndarray) -> None:
         stack = self.stack
         if self.name == "adam":
+            if self._rows is None:  # the stack lost candidates since
+                self._rows = self._candidate_rows()
             chosen = np.flatnonzero(mask)
             lists = [[t for k in chosen for t in rows[k]] for rows in self._rows]
             per = len(stack.tensors)
@@ -122,8 +174,13 @@ class StackedOptimizer:
                 p.addcmul_(g, _bc(lr, p))
 
 
+def _views(stack: _Stack, flat: Tensor) -> list[Tensor]:
+    """A flat buffer laid out like the stack, as one ``(K, *shape)`` view per tensor."""
+    sizes = [t.numel() for t in stack.tensors]
+    return [part.view_as(t) for part, t in zip(flat.split(sizes), stack.tensors)]
+
+
 def _rows(stack: _Stack, flat: Tensor) -> list[list[Tensor]]:
     """Candidate ``k``'s slices of a flat buffer laid out like the stack: ``rows[k]``."""
-    sizes = [t.numel() for t in stack.tensors]
-    views = [part.view_as(t) for part, t in zip(flat.split(sizes), stack.tensors)]
+    views = _views(stack, flat)
     return [[v[k] for v in views] for k in range(stack.k)]

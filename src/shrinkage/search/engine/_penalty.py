@@ -65,6 +65,37 @@ def layer_strengths(
     return l1, l2
 
 
+def per_layer_strengths(
+    layers: Sequence[tuple[str, float]], l1_ratio: float = 0.5
+) -> tuple[list[float], list[float]]:
+    """The per-layer (L1, L2) strengths of a per-layer configuration.
+
+    Layer ``i`` with ``(kind, s)`` gets what :func:`layer_strengths` gives one placed layer:
+    ``L2(s)``, ``L1(s)`` or ``ElasticNet(l1=r * s, l2=(1 - r) * s)``; ``s = 0`` leaves the
+    layer alone.
+
+    Args:
+        layers: one ``(kind, strength)`` pair per penalizable weight.
+        l1_ratio: ``r`` of the elastic-net layers.
+
+    Returns:
+        ``(l1, l2)``: two lists of ``len(layers)`` floats.
+
+    Raises:
+        ShrinkageError: an unknown kind, a negative strength or a ratio outside [0, 1].
+
+    Example:
+        >>> per_layer_strengths([("l2", 0.1), ("l1", 0.0), ("elastic_net", 0.2)], 0.5)
+        ([0.0, 0.0, 0.1], [0.1, 0.0, 0.1])
+    """
+    l1, l2 = [], []
+    for kind, strength in layers:
+        (a,), (b,) = layer_strengths(kind, strength, 1, "all", l1_ratio)
+        l1.append(a)
+        l2.append(b)
+    return l1, l2
+
+
 # --------------------------------------------------------------------------- the penalty
 
 
@@ -98,11 +129,17 @@ class StackPenalty:
                 raise ShrinkageError(
                     f"The '{name}' strengths must be finite floats >= 0. Got {value.tolist()!r}."
                 )
-        dev, dt = stack.device, stack.flat.dtype
         self.stack = stack
+        self._set(l1, l2)
+
+    def _set(self, l1: Tensor, l2: Tensor) -> None:
+        stack = self.stack
+        dev, dt = stack.device, stack.flat.dtype
         weights = stack.weights()
-        self.l1 = [c.contiguous() for c in l1.to(dev, dt).unbind(1)]
-        self.l2 = [c.contiguous() for c in l2.to(dev, dt).unbind(1)]
+        #: the ``(K, L)`` strengths
+        self.l1_matrix, self.l2_matrix = l1.to(dev, dt), l2.to(dev, dt)
+        self.l1 = [c.contiguous() for c in self.l1_matrix.unbind(1)]
+        self.l2 = [c.contiguous() for c in self.l2_matrix.unbind(1)]
         #: the layers with a nonzero strength for some candidate
         self.layers = [
             i
@@ -111,6 +148,14 @@ class StackPenalty:
         ]
         self._l1 = [_bc(c, w) if bool((c > 0).any()) else None for c, w in zip(self.l1, weights)]
         self._l2 = [_bc(c, w) if bool((c > 0).any()) else None for c, w in zip(self.l2, weights)]
+
+    def keep(self, index: Tensor) -> None:
+        """Keep the strengths of the candidates at positions ``index`` of the old stack.
+
+        Call it *after* ``stack.keep(index)``: the factors are shaped for the new stack.
+        """
+        positions = torch.as_tensor(index, device=self.l1_matrix.device)
+        self._set(self.l1_matrix[positions], self.l2_matrix[positions])
 
     def _factors(
         self, strengths: list[Tensor | None], scale: float, active: Tensor | None

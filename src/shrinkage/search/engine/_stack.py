@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -29,6 +30,11 @@ class _Stack:
     the next. Each view is contiguous, so the hand-written backward writes its batched
     matrix products straight into the gradient buffer, and an optimizer whose factors are
     the same for every candidate updates everything with one kernel per operation.
+
+    :meth:`keep` shrinks the stack to some of its candidates through this layout alone
+    (:meth:`take` gathers the kept rows of any buffer laid out like :attr:`flat`), so every
+    subclass can drop candidates; one that keeps more per-candidate state derived from the
+    buffers refreshes it in :meth:`_on_keep`.
     """
 
     def __init__(
@@ -90,6 +96,71 @@ class _Stack:
     def row_bytes(self) -> int:
         """Bytes of one candidate's parameters."""
         return self.n_params * self.flat.element_size()
+
+    # ----------------------------------------------------------------- leaving the stack
+
+    def check_index(self, index: Sequence[int] | Tensor | np.ndarray) -> Tensor:
+        """Candidate positions to keep, checked: distinct, in ``[0, K)``, at least one.
+
+        Returns:
+            An int64 tensor on the stack's device, in the order given.
+
+        Raises:
+            ShrinkageError: an empty, repeated or out-of-range position.
+        """
+        positions = torch.as_tensor(np.asarray(index, dtype=np.int64).reshape(-1))
+        if len(positions) == 0:
+            raise ShrinkageError("A stack must keep at least one candidate; got none.")
+        if len(set(positions.tolist())) != len(positions) or not bool(
+            ((positions >= 0) & (positions < self.k)).all()
+        ):
+            raise ShrinkageError(
+                f"The candidates to keep must be distinct positions in [0, {self.k}). "
+                f"Got {positions.tolist()!r} instead."
+            )
+        return positions.to(self.device)
+
+    def take(self, flat: Tensor, index: Tensor) -> Tensor:
+        """The rows ``index`` of a flat buffer laid out like this stack, as a new flat buffer.
+
+        ``flat`` holds, tensor after tensor, ``K`` copies of each parameter (the layout of
+        :attr:`flat`: parameters, gradients, an optimizer's moments); the result holds the
+        ``len(index)`` kept copies of each, in the same tensor-major layout.
+        """
+        sizes = [self.k * math.prod(s) for s in self.shapes]
+        parts = [
+            part.view(self.k, -1).index_select(0, index).reshape(-1) for part in flat.split(sizes)
+        ]
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def keep(self, index: Sequence[int] | Tensor | np.ndarray) -> None:
+        """Keep only the candidates at positions ``index`` (in that order); drop the others.
+
+        The parameters and gradients move to new flat buffers that hold only the kept
+        candidates, so every later step costs what a stack of ``len(index)`` costs; the
+        kept candidates' values are copied exactly. Anything else that holds one row per
+        candidate (an optimizer's moments) must be taken with :meth:`take` *before* this
+        call, while the layout still has ``K`` rows.
+
+        Args:
+            index: positions in ``[0, K)``, distinct.
+
+        Raises:
+            ShrinkageError: an empty, repeated or out-of-range position.
+        """
+        positions = self.check_index(index)
+        self.flat = self.take(self.flat, positions)
+        self.flat_grad = self.take(self.flat_grad, positions)
+        self.k = len(positions)
+        sizes = [self.k * math.prod(s) for s in self.shapes]
+        self.tensors = self._views(self.flat, sizes)
+        self.grads = self._views(self.flat_grad, sizes)
+        self._on_keep(positions)
+
+    def _on_keep(self, index: Tensor) -> None:
+        """Refresh what a subclass derives from the flat buffers (views, workspaces, leaves)
+        after :meth:`keep`; ``index`` is the kept positions of the old stack."""
 
 
 class StackedMLP(_Stack):
@@ -156,6 +227,13 @@ class StackedMLP(_Stack):
                 drawn[seed] = dict(init_mlp_(model, generators(seed)[0]).named_parameters())
             stack.load_state(k, drawn[seed])
         return stack
+
+    def _on_keep(self, index: Tensor) -> None:
+        self.W = self.tensors[0::2]
+        self.b = self.tensors[1::2]
+        self.dW = self.grads[0::2]
+        self.db = self.grads[1::2]
+        self._workspace.clear()  # sized for the old K
 
     def module(self, k: int) -> MLP:
         """Candidate ``k`` as a standalone :class:`~shrinkage.models.MLP` (a copy)."""
@@ -326,11 +404,17 @@ class StackedModule(_Stack):
         for k, seed in enumerate(seeds):
             self.load_state(k, dict(drawn[seed].named_parameters()))
         self.module_template = base.to(device)
+        self._make_leaves()
+        self._factory = factory
+
+    def _make_leaves(self) -> None:
         self._leaves = [t.detach().requires_grad_(True) for t in self.tensors]
         for leaf, grad in zip(self._leaves, self.grads):
             # Autograd accumulates into an existing .grad in place: into the flat buffer.
             leaf.grad = grad
-        self._factory = factory
+
+    def _on_keep(self, index: Tensor) -> None:
+        self._make_leaves()
 
     def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return torch.func.functional_call(self.module_template, params, (x,))
