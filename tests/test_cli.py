@@ -7,6 +7,7 @@ subprocess as well.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -128,11 +129,11 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--l1", "nan"],
-        "The '--l1' option must be a finite float in the range [0, inf). Got nan instead.",
+        "The '--l1' option must be a finite float in the range [0, inf). Got 'nan' instead.",
     ),
     (
         ["train.csv", "--target", "y", "--penalty", "l2", "--strength", "inf"],
-        "The '--strength' option must be a finite float in the range [0, inf). Got inf instead.",
+        "The '--strength' option must be a finite float in the range [0, inf). Got 'inf' instead.",
     ),
     (
         ["train.csv", "--target", "y", "--l2", "abc"],
@@ -202,7 +203,7 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--epochs", "x"],
-        "Invalid value for '--epochs': 'x' is not a valid integer; see 'shrinkage fit --help'.",
+        "The '--epochs' option must be an integer. Got 'x' instead.",
     ),
     (
         ["train.csv", "--target", "y", "--lr", "-0.1"],
@@ -231,7 +232,8 @@ def test_fit_refuses_an_output_that_is_not_a_model(workdir, capsys):
     assert code == 2
     assert err == (
         "Error: The model directory 'notes' exists and is not a shrinkage model (it has no "
-        "model.json); refusing to replace it. Choose a new or empty directory.\n"
+        "model.json but holds 'keep.txt'); refusing to write there. Choose a new or empty "
+        "directory.\n"
     )
     assert os.listdir("notes") == ["keep.txt"]
 
@@ -261,7 +263,7 @@ def test_fit_predict_inspect(workdir, capsys):
         "Trained MLPClassifier (4 → 8 → 1, relu) on 60 rows × 3 columns, 5 epochs, in "
     )
     assert "Penalty (gradient mode): layers.0.weight L2(l2=0.001); layers.1.weight " in out
-    assert "Saved to model/ (model.json + weights.safetensors)." in out
+    assert re.search(r"Saved to model/ \(model\.json \+ weights-[0-9a-f]{16}\.safetensors\)\.", out)
     model = load("model")
     assert model.seed_ == 3 and model.get_params()["strength"] == 0.001
 

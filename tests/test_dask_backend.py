@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from shrinkage.errors import ShrinkageError
+from shrinkage.estimators import weights_path
 from shrinkage.search import connect, run_chunk, run_chunks
 from shrinkage.search._distributed import INSTALL, require_distributed
 
@@ -191,7 +192,7 @@ def test_tune_with_a_scheduler_writes_the_local_results(client, table, tmp_path)
     remote = pd.read_csv(tmp_path / "dask" / "results.csv")
     columns = [c for c in local.columns if c not in TIMES]
     pd.testing.assert_frame_equal(remote[columns], local[columns])
-    assert (tmp_path / "dask" / "model" / "weights.safetensors").is_file()
+    assert weights_path(tmp_path / "dask" / "model").is_file()
 
 
 def test_tune_with_a_scheduler_but_no_dask_says_how_to_install(

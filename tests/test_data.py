@@ -340,7 +340,7 @@ TASK_CASES = [
     ("integers, more than 20 values", list(range(25)) * 4, None, "regression"),
     ("non-integral floats", [0.5, 1.0, 0.5, 1.0], None, "regression"),
     ("override to regression", [0, 1, 0, 1], "regression", "regression"),
-    ("override to classification", [0.5, 1.5, 0.5], "classification", "classification"),
+    ("override to classification", [5.0, 15.0, 5.0, 7.0], "classification", "classification"),
     ("categorical dtype", pd.Categorical(["lo", "hi", "lo"]), None, "classification"),
 ]
 

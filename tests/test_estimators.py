@@ -110,7 +110,8 @@ _BAD_PARAMS = [
     ({"impute": "yes"}, "The 'impute' parameter must be True or False. Got 'yes' instead."),
     (
         {"device": "tpu"},
-        "The 'device' parameter must be a torch device such as 'cpu' or 'cuda'. Got 'tpu' instead.",
+        "The 'device' parameter must be a torch device of type 'cpu', 'cuda', 'mps' (e.g. "
+        "'cuda:1'). Got 'tpu' instead.",
     ),
     (
         {"random_state": -1},

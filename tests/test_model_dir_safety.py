@@ -1,11 +1,12 @@
 """Tampered model directories are refused in one line, and nothing in them is executed.
 
-A model directory is ``model.json`` + ``weights.safetensors`` (see
+A model directory is ``model.json`` + the weights file it names (see
 :mod:`shrinkage.estimators`). Each case below damages a saved directory the way a
 truncated copy, a hand edit or an attacker would, then ``load`` must raise
 ``ShrinkageError`` with the exact one-line message. Cases marked *consistent* also rewrite
-the checksum in ``model.json``, as an attacker would, so that the checks behind the
-checksum (safetensors parsing, names, shapes, dtypes) are the ones that refuse.
+the checksum in ``model.json`` (and renames the weights file after it), as an attacker
+would, so that the checks behind the checksum (safetensors parsing, names, shapes, dtypes)
+are the ones that refuse.
 
 The pickle payloads open a marker file when unpickled; the marker must never appear.
 """
@@ -27,11 +28,16 @@ import pytest
 import torch
 
 from shrinkage.errors import ShrinkageError
-from shrinkage.estimators import MODEL_FILE, WEIGHTS_FILE, MLPClassifier, load, save
+from shrinkage.estimators import MODEL_FILE, MLPClassifier, load, save
 
 MARKER = "PWNED"
-WEIGHTS = f"model/{WEIGHTS_FILE}"
+WEIGHTS = "model/{weights}"  # the weights file model.json names once tampered
 JSON = f"model/{MODEL_FILE}"
+
+
+def weights_file(directory: Path) -> Path:
+    """The weights file model.json names (read raw: the JSON may already be tampered)."""
+    return directory / json.loads((directory / MODEL_FILE).read_text())["weights"]["file"]
 
 
 class _Payload:
@@ -82,7 +88,7 @@ def join_safetensors(header: dict, body: bytes) -> bytes:
 
 
 def edit_header(directory: Path, edit: Callable[[dict], None]) -> None:
-    path = directory / WEIGHTS_FILE
+    path = weights_file(directory)
     header, body = split_safetensors(path.read_bytes())
     edit(header)
     path.write_bytes(join_safetensors(header, body))
@@ -96,13 +102,22 @@ def edit_json(directory: Path, edit: Callable[[dict], None]) -> None:
 
 
 def rehash(directory: Path) -> None:
-    """What an attacker does after editing the weights: record the new checksum."""
-    digest = hashlib.sha256((directory / WEIGHTS_FILE).read_bytes()).hexdigest()
-    edit_json(directory, lambda meta: meta["weights"].update(sha256=digest))
+    """What an attacker does after editing the weights: record the new checksum (and name
+    the file after it, as save() does)."""
+    path = weights_file(directory)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    path.rename(directory / f"weights-{digest[:16]}.safetensors")
+    edit_json(
+        directory,
+        lambda meta: meta["weights"].update(
+            sha256=digest, file=f"weights-{digest[:16]}.safetensors", bytes=len(data)
+        ),
+    )
 
 
 def truncate(directory: Path) -> None:
-    path = directory / WEIGHTS_FILE
+    path = weights_file(directory)
     path.write_bytes(path.read_bytes()[:-20])
 
 
@@ -126,13 +141,13 @@ def dtype_f16(directory: Path) -> None:
 
 
 def huge_header_length(directory: Path) -> None:
-    path = directory / WEIGHTS_FILE
+    path = weights_file(directory)
     path.write_bytes(struct.pack("<Q", 2**60) + path.read_bytes()[8:])
     rehash(directory)
 
 
 def extra_tensor(directory: Path) -> None:
-    path = directory / WEIGHTS_FILE
+    path = weights_file(directory)
     header, body = split_safetensors(path.read_bytes())
     header["extra"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(body), len(body) + 4]}
     path.write_bytes(join_safetensors(header, body + b"\0\0\0\0"))
@@ -140,7 +155,7 @@ def extra_tensor(directory: Path) -> None:
 
 
 def nan_weight(directory: Path) -> None:
-    path = directory / WEIGHTS_FILE
+    path = weights_file(directory)
     header, body = split_safetensors(path.read_bytes())
     start = header["layers.0.bias"]["data_offsets"][0]
     body = body[:start] + struct.pack("<f", float("nan")) + body[start + 4 :]
@@ -149,7 +164,7 @@ def nan_weight(directory: Path) -> None:
 
 
 def pickle_as_weights(directory: Path) -> None:
-    (directory / WEIGHTS_FILE).write_bytes(payload(directory.parent / MARKER))
+    (weights_file(directory)).write_bytes(payload(directory.parent / MARKER))
 
 
 def pickle_as_weights_consistent(directory: Path) -> None:
@@ -159,7 +174,7 @@ def pickle_as_weights_consistent(directory: Path) -> None:
 
 def torch_zip_as_weights(directory: Path) -> None:
     # torch.save's format: a zip holding data.pkl; here data.pkl is the payload
-    with zipfile.ZipFile(directory / WEIGHTS_FILE, "w") as archive:
+    with zipfile.ZipFile(weights_file(directory), "w") as archive:
         archive.writestr("archive/data.pkl", payload(directory.parent / MARKER))
     rehash(directory)
 
@@ -205,12 +220,12 @@ def json_drop(*keys: str) -> Callable[[Path], None]:
 
 
 def weights_removed(directory: Path) -> None:
-    (directory / WEIGHTS_FILE).unlink()
+    weights_file(directory).unlink()
 
 
 def weights_is_directory(directory: Path) -> None:
-    (directory / WEIGHTS_FILE).unlink()
-    (directory / WEIGHTS_FILE).mkdir()
+    weights_file(directory).unlink()
+    weights_file(directory).mkdir()
 
 
 _CHECKSUM = (
@@ -276,7 +291,7 @@ CASES = [
     (
         "json-version",
         json_set("format_version", value=99),
-        f"The model file '{JSON}' has format version 99; this shrinkage 0.1.0 reads version 1.",
+        f"The model file '{JSON}' has format version 99; this shrinkage 0.1.0 reads versions 1, 2.",
     ),
     (
         "json-estimator",
@@ -292,13 +307,13 @@ CASES = [
     (
         "json-sizes-text",
         json_set("architecture", "sizes", value="big"),
-        _MALFORMED + "ValueError: invalid literal for int() with base 10: 'b'.",
+        _MALFORMED + "'architecture.sizes' must be a list of 2 to 65 items; got 'big'.",
     ),
     (
         "json-activation",
         json_set("architecture", "activation", value="__import__"),
-        _MALFORMED + "the architecture [3, 4, 1] (__import__) does not match the parameters "
-        "hidden_layer_sizes=(4,), activation='relu'.",
+        _MALFORMED + "'architecture.activation' must be one of 'relu', 'tanh', 'logistic', "
+        "'sigmoid', 'gelu', 'identity'; got '__import__'.",
     ),
     (
         "json-params-extra",
@@ -314,7 +329,7 @@ CASES = [
     (
         "json-checksum-missing",
         json_drop("weights", "sha256"),
-        _MALFORMED + "'weights' must record the file's sha256.",
+        _MALFORMED + "'weights.sha256' is missing.",
     ),
     (
         "json-preprocessor",
@@ -325,7 +340,7 @@ CASES = [
     (
         "json-classes",
         json_set("classes", value={"values": [0], "kind": "i"}),
-        _MALFORMED + "a classifier needs at least 2 'classes'.",
+        _MALFORMED + "'classes.values' must be a list of 2 to 100000 items; got [0].",
     ),
     (
         "json-plan",
@@ -334,13 +349,22 @@ CASES = [
     ),
     ("json-list", lambda d: (d / MODEL_FILE).write_text("[]"), _NOT_A_MODEL),
     ("weights-missing", weights_removed, f"The weights file '{WEIGHTS}' is missing."),
-    ("weights-is-directory", weights_is_directory, f"The weights file '{WEIGHTS}' is missing."),
+    (
+        "weights-is-directory",
+        weights_is_directory,
+        f"The weights file '{WEIGHTS}' is a directory, not a file.",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("tamper", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_tampered_directory_is_refused(model_dir, tamper, message):
     tamper(model_dir)
+    try:
+        weights = weights_file(model_dir).name
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        weights = None
+    message = type(message)(message.replace("{weights}", str(weights)))
     with pytest.raises(ShrinkageError) as caught:
         load("model")
     text = str(caught.value)

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from shrinkage import ShrinkageError
-from shrinkage.estimators import MLPClassifier, MLPRegressor, load, save
+from shrinkage.estimators import MLPClassifier, MLPRegressor, load, save, weights_path
 from shrinkage.estimators import _persistence as persist
 
 
@@ -75,7 +75,7 @@ def test_regressor_and_label_types_round_trip(tmp_path, labels):
 
 def test_model_json_holds_everything_but_the_weights(saved):
     meta = json.loads((saved / "model.json").read_text())
-    assert meta["format"] == "shrinkage.model" and meta["format_version"] == 1
+    assert meta["format"] == "shrinkage.model" and meta["format_version"] == 2
     assert meta["estimator"] == "MLPClassifier" and meta["task"] == "classification"
     assert meta["architecture"] == {"sizes": [5, 6, 3], "activation": "relu"}
     assert meta["params"]["layer_penalties"] == {"1": None}
@@ -91,42 +91,53 @@ def test_model_json_holds_everything_but_the_weights(saved):
         "layers.1.weight": [3, 6],
         "layers.1.bias": [3],
     }
-    data = (saved / "weights.safetensors").read_bytes()
+    name = meta["weights"]["file"]
+    data = (saved / name).read_bytes()
     assert meta["weights"]["sha256"] == hashlib.sha256(data).hexdigest()
-    assert sorted(os.listdir(saved)) == ["model.json", "weights.safetensors"]
+    assert name == f"weights-{meta['weights']['sha256'][:16]}.safetensors"
+    assert meta["weights"]["bytes"] == len(data)
+    assert sorted(os.listdir(saved)) == ["model.json", name]
 
 
 # --------------------------------------------------------------------------- refused files
 
 
 def _set_weights(folder, data, update_checksum=True):
-    (folder / "weights.safetensors").write_bytes(data)
-    if update_checksum:  # an attacker who controls both files
-        meta = json.loads((folder / "model.json").read_text())
-        meta["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
-        (folder / "model.json").write_text(json.dumps(meta))
+    """Replace the weights; with ``update_checksum``, as an attacker who controls both files
+    would: under the name and checksum model.json then records. Returns the file."""
+    old = weights_path(folder)
+    if not update_checksum:
+        old.write_bytes(data)
+        return old
+    digest = hashlib.sha256(data).hexdigest()
+    new = folder / f"weights-{digest[:16]}.safetensors"
+    old.unlink()
+    new.write_bytes(data)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["weights"].update(file=new.name, sha256=digest, bytes=len(data))
+    (folder / "model.json").write_text(json.dumps(meta))
+    return new
 
 
 def test_truncated_weights_are_refused(saved):
-    data = (saved / "weights.safetensors").read_bytes()
-    (saved / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    path = weights_path(saved)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ShrinkageError) as err:
         load(saved)
     assert str(err.value) == (
-        f"The weights file '{saved / 'weights.safetensors'}' does not match the checksum in "
+        f"The weights file '{path}' does not match the checksum in "
         "model.json: it was truncated or modified after saving."
     )
 
 
 def test_truncated_weights_with_a_forged_checksum_are_refused_by_the_parser(saved):
-    data = (saved / "weights.safetensors").read_bytes()
-    _set_weights(saved, data[: len(data) - 10])
+    data = weights_path(saved).read_bytes()
+    path = _set_weights(saved, data[: len(data) - 10])
     with pytest.raises(ShrinkageError) as err:
         load(saved)
     message = str(err.value)
-    assert message.startswith(
-        f"The weights file '{saved / 'weights.safetensors'}' is not a valid safetensors file ("
-    )
+    assert message.startswith(f"The weights file '{path}' is not a valid safetensors file (")
     assert "\n" not in message
 
 
@@ -147,8 +158,8 @@ def test_a_pickle_placed_as_weights_is_refused_and_never_executed(saved, tmp_pat
     assert "is not a valid safetensors file" in str(err.value)
     assert not marker.exists()
     # torch.save's zip-pickle format too
-    torch.save({"layers.0.weight": _Payload(str(marker))}, saved / "weights.safetensors")
-    _set_weights(saved, (saved / "weights.safetensors").read_bytes())
+    torch.save({"layers.0.weight": _Payload(str(marker))}, tmp_path / "zip.pt")
+    _set_weights(saved, (tmp_path / "zip.pt").read_bytes())
     with pytest.raises(ShrinkageError):
         load(saved)
     assert not marker.exists()
@@ -194,10 +205,10 @@ def test_a_pickle_placed_as_weights_is_refused_and_never_executed(saved, tmp_pat
     ],
 )
 def test_tensors_that_do_not_fit_the_architecture_are_refused(saved, tensors, message):
-    _set_weights(saved, safetensors_bytes(tensors))
+    path = _set_weights(saved, safetensors_bytes(tensors))
     with pytest.raises(ShrinkageError) as err:
         load(saved)
-    assert str(err.value) == f"The weights file '{saved / 'weights.safetensors'}' {message}"
+    assert str(err.value) == f"The weights file '{path}' {message}"
 
 
 def _edit_json(folder, change):
@@ -210,8 +221,8 @@ def _edit_json(folder, change):
     "damage, message",
     [
         (
-            lambda d: (d / "weights.safetensors").unlink(),
-            "The weights file '{d}/weights.safetensors' is missing.",
+            lambda d: weights_path(d).unlink(),
+            "The weights file '{d}/{weights}' is missing.",
         ),
         (
             lambda d: (d / "model.json").unlink(),
@@ -225,7 +236,7 @@ def _edit_json(folder, change):
         (
             lambda d: _edit_json(d, lambda m: m.update(format_version=99)),
             "The model file '{d}/model.json' has format version 99; this shrinkage 0.1.0 reads "
-            "version 1.",
+            "versions 1, 2.",
         ),
         (
             lambda d: _edit_json(d, lambda m: m.update(estimator="os.system")),
@@ -245,10 +256,11 @@ def _edit_json(folder, change):
     ],
 )
 def test_damaged_model_directories_are_refused(saved, damage, message):
+    weights = weights_path(saved).name
     damage(saved)
     with pytest.raises(ShrinkageError) as err:
         load(saved)
-    assert str(err.value) == message.format(d=saved)
+    assert str(err.value) == message.format(d=saved, weights=weights)
 
 
 def test_missing_directory_and_wrong_class(saved, tmp_path):
@@ -280,35 +292,40 @@ def test_an_interrupted_save_leaves_the_previous_model_intact(classifier, saved,
 
     def failing_write(path, data):
         calls.append(path.name)
-        if path.name == "model.json":  # the weights are already written by then
+        if path.name == "model.json":  # the new weights are already written by then
             raise OSError("disk full")
         real_write(path, data)
 
     monkeypatch.setattr(persist, "atomic_write", failing_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ShrinkageError, match=r"could not be written: disk full\.$"):
         save(other, saved)
-    assert calls == ["weights.safetensors", "model.json"]
-    assert {name: (saved / name).read_bytes() for name in os.listdir(saved)} == before
+    monkeypatch.undo()
+    assert calls[-1] == "model.json" and calls[0].startswith("weights-")
+    orphan = saved / calls[0]
+    assert orphan.is_file()  # the new weights, never committed
+    assert {name: (saved / name).read_bytes() for name in before} == before
     assert _leftovers(saved) == []
     np.testing.assert_array_equal(load(saved).predict_proba(frame), classifier.predict_proba(frame))
+    # the next save cleans up what the interrupted one left
+    save(classifier, saved)
+    assert not orphan.exists() and sorted(os.listdir(saved)) == sorted(before)
 
 
-def test_a_failed_swap_puts_the_previous_model_back(saved, monkeypatch):
-    before = (saved / "weights.safetensors").read_bytes()
+def test_the_commit_is_one_replace_of_model_json(classifier, saved, monkeypatch):
+    """Every rename a save makes, in order: the weights under a new name, then model.json."""
     other = MLPClassifier((6,), epochs=1, random_state=5).fit(*_frame())
+    renames = []
     real_replace = os.replace
 
     def replace(src, dst):
-        if ".tmp-" in str(src):
-            raise OSError("rename failed")
+        renames.append(os.path.basename(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(persist.os, "replace", replace)
-    with pytest.raises(OSError, match="rename failed"):
-        save(other, saved)
+    monkeypatch.setattr(os, "replace", replace)
+    save(other, saved)
     monkeypatch.undo()
-    assert (saved / "weights.safetensors").read_bytes() == before
-    assert _leftovers(saved) == []
+    assert len(renames) == 2 and renames[0].startswith("weights-") and renames[1] == "model.json"
+    assert load(saved).seed_ == 5
 
 
 def test_save_replaces_a_model_but_never_another_directory(classifier, saved, tmp_path):
@@ -323,6 +340,30 @@ def test_save_replaces_a_model_but_never_another_directory(classifier, saved, tm
         save(classifier, folder)
     assert str(err.value) == (
         f"The model directory '{folder}' exists and is not a shrinkage model (it has no "
-        "model.json); refusing to replace it. Choose a new or empty directory."
+        "model.json but holds 'keep.txt'); refusing to write there. Choose a new or empty "
+        "directory."
     )
     assert os.listdir(folder) == ["keep.txt"]
+
+
+def test_a_format_1_model_still_loads_and_is_upgraded_by_the_next_save(classifier, saved):
+    frame, _ = _frame()
+    path = weights_path(saved)
+    path.rename(saved / "weights.safetensors")
+    meta = json.loads((saved / "model.json").read_text())
+    meta["format_version"] = 1
+    del meta["weights"]["bytes"]
+    meta["weights"]["file"] = "weights.safetensors"
+    (saved / "model.json").write_text(json.dumps(meta))
+    np.testing.assert_array_equal(load(saved).predict_proba(frame), classifier.predict_proba(frame))
+    save(classifier, saved)
+    assert sorted(os.listdir(saved)) == ["model.json", path.name]
+    assert json.loads((saved / "model.json").read_text())["format_version"] == 2
+
+
+def test_a_save_where_nothing_can_be_written_is_one_line(classifier):
+    with pytest.raises(ShrinkageError) as err:
+        save(classifier, "/proc/shrinkage-model")
+    assert str(err.value).startswith(
+        "The model directory '/proc/shrinkage-model' could not be written: "
+    )

@@ -320,8 +320,8 @@ BAD_INPUTS = [
     (
         "bad search.json",
         lambda t: R.build_report(_bad_metadata(t)),
-        "The file '{tmp}/bad/search.json' is not valid JSON: Expecting property name enclosed "
-        "in double quotes: line 1 column 2 (char 1).",
+        "The results file '{tmp}/bad/search.json' is not valid JSON (Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1)).",
     ),
     (
         "no path for an object",

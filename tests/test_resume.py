@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from shrinkage.errors import ShrinkageError
-from shrinkage.estimators import MLPClassifier
+from shrinkage.estimators import MLPClassifier, weights_path
 from shrinkage.search import SearchCV, chunk_path, mark_failures, read_chunk, run_chunk, run_chunks
 
 # Timing columns differ between runs; every other column must be identical.
@@ -134,8 +134,9 @@ def test_unreadable_checkpoint_is_refused(plan, tmp_path):
     with pytest.raises(ShrinkageError) as caught:
         read_chunk(tmp_path, "grid", 0, plan.specs[:6], plan.fingerprint)
     assert str(caught.value) == (
-        f"The checkpoint file '{chunk_path(tmp_path, 'grid', 0)}' cannot be read "
-        "(JSONDecodeError); remove it to train that chunk again."
+        f"The checkpoint file '{chunk_path(tmp_path, 'grid', 0)}' cannot be used (it is not "
+        "valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+        "(char 1)); remove it (and its .json or .safetensors file) to train that chunk again."
     )
 
 
@@ -155,7 +156,7 @@ def test_diverging_candidates_are_marked_failed_and_the_others_go_on(
 ):
     X, y = classification_data(seed=0)
     estimator = MLPClassifier(
-        hidden_layer_sizes=(5,), epochs=3, batch_size=8, optimizer="sgd", learning_rate=50.0
+        hidden_layer_sizes=(5,), epochs=3, batch_size=8, optimizer="sgd", learning_rate=0.5
     )
     search = small_search(estimator=estimator, strengths=[1e-3, 1e12], placements=("all",))
     search.fit(X, y)
@@ -163,7 +164,7 @@ def test_diverging_candidates_are_marked_failed_and_the_others_go_on(
     assert list(results["status"]) == ["ok", "failed"]
     assert list(results["failure"]) == [
         "",
-        "diverged in 2 of 2 splits (loss became NaN/inf) with strength=1e+12, learning_rate=50",
+        "diverged in 2 of 2 splits (loss became NaN/inf) with strength=1e+12, learning_rate=0.5",
     ]
     assert np.isfinite(results["mean_test_score"][0]) and np.isnan(results["mean_test_score"][1])
     assert search.best_params_["strength"] == 1e-3
@@ -250,7 +251,7 @@ def test_tune_killed_mid_search_resumes_to_the_same_results(table, tmp_path):
     columns = [c for c in expected.columns if c not in TIMES]
     pd.testing.assert_frame_equal(resumed[columns], expected[columns])
     assert set(resumed["status"]) == {"ok"}
-    assert (out / "model" / "weights.safetensors").is_file()
+    assert weights_path(out / "model").is_file()
 
 
 def test_ctrl_c_says_how_to_resume_and_resume_says_what_it_reused(

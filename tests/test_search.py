@@ -351,7 +351,7 @@ def test_progress_reports_every_epoch_of_every_stage():
 def test_diverged_candidates_score_nan_and_rank_last():
     X, y = _classification()
     search = _search(
-        estimator=_estimator(optimizer="sgd", learning_rate=1e3, momentum=0.0),
+        estimator=_estimator(optimizer="sgd", learning_rate=0.05, momentum=0.0),
         strengths=[1e-3, 1e12],
         refit=False,
     ).fit(X, y)

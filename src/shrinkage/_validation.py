@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_float",
     "check_int",
     "check_random_state",
+    "check_threads",
     "unique",
 ]
 
@@ -36,6 +38,31 @@ def check_int(value: object, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ShrinkageError(
             f"The '{name}' parameter must be an integer >= {low}. Got {value!r} instead."
+        )
+    return int(value)
+
+
+def check_threads(value: object, name: str = "n_threads") -> int:
+    """A thread count: an integer in ``[1, os.cpu_count()]``.
+
+    More threads than CPUs only wait for each other, and an absurd count (``100000``)
+    exhausts memory in the OpenMP runtime before any work starts.
+
+    Args:
+        value: what the user passed.
+        name: the parameter's name in the message (``"--threads"`` on the command line).
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        ShrinkageError: anything else.
+    """
+    high = max(1, os.cpu_count() or 1)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= high:
+        raise ShrinkageError(
+            f"The '{name}' parameter must be an integer in [1, {high}] (the CPUs of this "
+            f"machine). Got {value!r} instead."
         )
     return int(value)
 

@@ -8,18 +8,71 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ShrinkageError", "check_device", "check_strength", "did_you_mean"]
+__all__ = [
+    "ShrinkageError",
+    "TrainingDiverged",
+    "check_device",
+    "check_strength",
+    "did_you_mean",
+    "one_line",
+]
 
 #: Beyond this, float32 penalty math (2 * l2, step * l1 * sqrt(group size), ...) overflows to
 #: inf, and inf * 0 at a zero weight is a NaN penalty or gradient.
 MAX_STRENGTH = 1e30
 
 
+#: The longest message a ShrinkageError keeps; longer ones lose their middle (a value read
+#: from a tampered file can be megabytes long, and the message must stay one readable line).
+MAX_MESSAGE = 600
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as one line of at most ``limit`` characters.
+
+    Control characters (a newline in a path, a tab, an escape sequence) are written as
+    their escapes (``\\n``), so they can neither split the line nor drive the terminal; a
+    longer text keeps its start and its end (where the hint is) around ``" … "``.
+
+    Args:
+        text: the message.
+        limit: the most characters kept.
+
+    Returns:
+        The line.
+
+    Example:
+        >>> one_line("The data file 'a\\nb.csv' does not exist.")
+        "The data file 'a\\\\nb.csv' does not exist."
+    """
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if len(text) > limit:
+        head = (limit * 2) // 3
+        text = f"{text[:head]} … {text[len(text) - (limit - head - 3) :]}"
+    return text
+
+
 class ShrinkageError(ValueError):
     """An error caused by the user's input: one line naming the argument and the value.
 
     The CLI turns it into that line on stderr and exit code 2; Python callers can catch it
-    as a ``ValueError``.
+    as a ``ValueError``. The message is made one line whatever it quotes (see
+    :func:`one_line`).
+    """
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (one_line(args[0]),)
+        super().__init__(*args)
+
+
+class TrainingDiverged(ShrinkageError):
+    """Training blew up: the loss became NaN / infinite, or rose far above where it started.
+
+    Raised by :func:`shrinkage.training.fit_model` (so by every estimator's ``fit``); the
+    message names the epoch, the loss and the settings to lower. The CLI adds its options'
+    names, and saves nothing.
     """
 
 
@@ -111,6 +164,10 @@ def check_strength(value: object, name: str = "strength") -> float:
     return number
 
 
+#: The device types a model can train on here ("meta" tensors hold no data).
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def check_device(value: object) -> torch.device:
     """Validate a ``device`` argument: a torch device that exists on this machine.
 
@@ -121,17 +178,21 @@ def check_device(value: object) -> torch.device:
         ``torch.device(value)``.
 
     Raises:
-        ShrinkageError: an unparsable device, or CUDA / MPS asked for where absent.
+        ShrinkageError: an unparsable device, a device that cannot train (``meta`` holds no
+            data, and other backends are not supported), or CUDA / MPS asked for where
+            absent.
     """
     import torch  # here, not at the top: the CLI reads this module before torch is needed
 
     try:
         device = torch.device(value)  # type: ignore[arg-type]
     except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in _DEVICE_TYPES:
         raise ShrinkageError(
-            f"The 'device' parameter must be a torch device such as 'cpu' or 'cuda'. "
-            f"Got {value!r} instead."
-        ) from None
+            f"The 'device' parameter must be a torch device of type "
+            f"{', '.join(map(repr, _DEVICE_TYPES))} (e.g. 'cuda:1'). Got {value!r} instead."
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ShrinkageError(
             f"The 'device' parameter is {value!r} but CUDA is not available on this machine; "

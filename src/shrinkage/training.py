@@ -25,12 +25,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from shrinkage._names import CLASSIFICATION, OPTIMIZERS, REGRESSION
-from shrinkage.errors import ShrinkageError, did_you_mean
+from shrinkage.errors import ShrinkageError, TrainingDiverged, did_you_mean
 from shrinkage.models import epoch_batches
 from shrinkage.regularizer import Regularizer
 
 __all__ = [
     "CLASSIFICATION",
+    "DIVERGENCE_FACTOR",
     "HISTORY_KEYS",
     "OPTIMIZERS",
     "REGRESSION",
@@ -51,6 +52,12 @@ ScoreFn = Callable[[Tensor, Tensor], float]
 
 #: Rows per forward pass when scoring or predicting: bounds memory on large tables.
 _EVAL_CHUNK = 65536
+
+#: Training has diverged when its objective (data loss + penalty) exceeds this many times
+#: its reference: the larger of the objective at the start and the loss of an all-zero
+#: output (so a warm start that begins near zero loss is not held to that). Both the single
+#: loop (:func:`fit_model`) and the batched search use it.
+DIVERGENCE_FACTOR = 1e3
 
 
 def _check_task(task: str, n_classes: int | None) -> int:
@@ -246,6 +253,17 @@ def _divergence_context(regularizer: Regularizer, optimizer: torch.optim.Optimiz
     return f"penalty {penalties}, learning_rate={float(lr)!r}" if lr is not None else penalties
 
 
+@torch.no_grad()
+def _reference(
+    data_loss: Tensor, regularizer: Regularizer, loss_fn: LossFn, outputs: Tensor, y: Tensor
+) -> float:
+    """What the divergence check compares with: the objective before the first step, or the
+    loss of an all-zero output on every training row when that is larger."""
+    start = float(data_loss) + float(regularizer.value())
+    zero = float(loss_fn(outputs.new_zeros((len(y), *outputs.shape[1:])), y))
+    return max(start, zero) if math.isfinite(start) else zero
+
+
 def fit_model(
     model: nn.Module,
     X: Tensor,
@@ -311,9 +329,12 @@ def fit_model(
         The history: a list of dicts with the keys :data:`HISTORY_KEYS`.
 
     Raises:
-        ShrinkageError: when the loss or the penalty becomes NaN or infinite ("Training
+        TrainingDiverged: when the loss or the penalty becomes NaN or infinite ("Training
             diverged at epoch 12 (loss=nan) with strength=10.0, learning_rate=1.0; lower
-            the learning rate or the strength."), or early stopping has no validation rows.
+            the learning rate or the strength."), or the epoch's objective ``total`` rises
+            above :data:`DIVERGENCE_FACTOR` times its reference (the objective of the first
+            batch before any step, or the loss of an all-zero output if larger).
+        ShrinkageError: early stopping has no validation rows.
     """
     if early_stopping and (X_val is None or y_val is None or len(X_val) == 0):
         raise ShrinkageError("Early stopping needs validation rows (X_val, y_val); got none.")
@@ -324,6 +345,7 @@ def fit_model(
     n_rows = len(X)
     history: list[dict[str, Any]] = []
     best_value, best_state, since_best = -math.inf, None, 0
+    reference: float | None = None
 
     model.train()
     for epoch in range(1, int(epochs) + 1):
@@ -334,6 +356,8 @@ def fit_model(
             optimizer.zero_grad(set_to_none=True)
             outputs, targets = model(X[index]), y[index]
             data_loss = loss_fn(outputs, targets)
+            if reference is None:
+                reference = _reference(data_loss, regularizer, loss_fn, outputs, y)
             loss = data_loss + regularizer.loss() if add_penalty_loss else data_loss
             loss.backward()
             optimizer.step()
@@ -345,11 +369,17 @@ def fit_model(
         penalty = regularizer.value()
         data_value, penalty_value = torch.stack([loss_sum / n_rows, penalty.double()]).tolist()
         total = data_value + penalty_value
-        if not math.isfinite(total):
-            bad = data_value if not math.isfinite(data_value) else penalty_value
+        if not math.isfinite(total) or (reference and total > DIVERGENCE_FACTOR * reference):
+            if math.isfinite(total):
+                what = (
+                    f"the loss rose from {reference:.4g} to {total:.4g}, over "
+                    f"{DIVERGENCE_FACTOR:g} times its start"
+                )
+            else:
+                what = f"loss={data_value if not math.isfinite(data_value) else penalty_value}"
             where = ", ".join(f"{k}={float(v)!r}" for k, v in context.items()) if context else None
-            raise ShrinkageError(
-                f"Training diverged at epoch {epoch} (loss={bad}) with "
+            raise TrainingDiverged(
+                f"Training diverged at epoch {epoch} ({what}) with "
                 f"{where or _divergence_context(regularizer, optimizer)}; "
                 "lower the learning rate or the strength."
             )

@@ -53,6 +53,15 @@ __all__ = [
 _LAMBDA = "penalty strength λ"
 #: One marker per class in a decision boundary's points.
 _CLASS_MARKERS = ("o", "^", "s", "D", "v", "P", "X")
+
+
+def _plain(text: object) -> str:
+    """A label from the user's data (a column name, a placement) drawn as the text it is:
+    an unescaped ``$`` would start matplotlib's mathtext, and ``$\\nosuchcmd{x}$`` would
+    fail the whole figure."""
+    return str(text).replace("$", r"\$")
+
+
 _SPARSE_KINDS = ("l1", "elastic_net", "elasticnet")
 
 
@@ -175,7 +184,7 @@ def plot_validation_curve(
     compact = len(groups) > 2
     for i, (label, rows) in enumerate(groups):
         color = f"C{i % 10}"
-        name = f"{label} " if label else ""
+        name = f"{_plain(label)} " if label else ""
         refined = rows[~grid_rows(rows) & (rows["param_strength"] > 0)]
         rows = rows[grid_rows(rows)]
         zero, rows = rows[rows["param_strength"] <= 0], rows[rows["param_strength"] > 0]
@@ -367,7 +376,7 @@ def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
                 color=color,
                 linestyle=":",
                 linewidth=1,
-                label=f"layer {layer}, λ = 0",
+                label=f"layer {_plain(layer)}, λ = 0",
             )
         for p_pos, placement in enumerate(placements):
             rows = mine[(mine["placement"] == placement) & (mine["strength"] > 0)]
@@ -380,7 +389,7 @@ def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
                 marker=markers[p_pos % len(markers)],
                 markersize=5,
                 markerfacecolor="white" if p_pos % 2 else color,
-                label=f"layer {layer}, penalty on {placement}",
+                label=f"layer {_plain(layer)}, penalty on {_plain(placement)}",
             )
     _log_scale(ax)
     ax.set_xlabel(_LAMBDA)
@@ -438,7 +447,7 @@ def plot_weight_histograms(
         axis.hist(
             values[0], bins=edges, histtype="step", color="C3", linewidth=1.6, label=labels[0]
         )
-        axis.set_title(f"{name} {tuple(weights.shape)}", fontsize="small")
+        axis.set_title(f"{_plain(name)} {tuple(weights.shape)}", fontsize="small")
         axis.set_xlabel("weight")
         axis.xaxis.set_major_locator(ticker.MaxNLocator(4))
         # Few, short count labels, so they never run into the axis label.
@@ -602,13 +611,13 @@ def plot_decision_boundary(
                 color=colors[code],
                 edgecolors=edges[code],
                 linewidths=0.9,
-                label=f"class {label}",
+                label=f"class {_plain(label)}",
             )
         ax.legend(fontsize="small", loc="best")
     else:
         ax.scatter(points[:, 0], points[:, 1], s=10, color="black")
     names = list(frame.columns) if frame is not None else ["x₁", "x₂"]
-    ax.set_xlabel(str(names[0]))
-    ax.set_ylabel(str(names[1]))
+    ax.set_xlabel(_plain(names[0]))
+    ax.set_ylabel(_plain(names[1]))
     ax.set_title("Decision boundary")
     return ax

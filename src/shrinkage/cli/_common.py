@@ -3,6 +3,7 @@ atomic output files."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -19,12 +20,16 @@ from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
 __all__ = [
     "ESTIMATOR_OPTIONS",
     "Choice",
+    "Integer",
     "IntList",
+    "Number",
     "OneLineCommand",
     "Status",
     "Strength",
     "check_output_file",
     "console",
+    "parse_number",
+    "parse_numbers",
     "plural",
 ]
 
@@ -100,6 +105,81 @@ class Choice(click.Choice):
 ESTIMATOR_OPTIONS = {"hidden_layer_sizes": "hidden", "random_state": "seed"}
 
 
+# A number as a user types one, in ASCII only: Python's float() also takes "1_000", "１２"
+# (full-width digits), "infinity" and surrounding blanks, none of which a CLI should guess at.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_number(value: Any, option: str, integer: bool = False) -> float | int:
+    """The number written in ``value`` (digits, ``.``, an exponent; ASCII only), or a
+    one-line ShrinkageError naming ``option`` and the text received.
+
+    Args:
+        value: the text (a number passes through unchanged).
+        option: the option's name in the message, e.g. ``"--lr"``.
+        integer: accept whole numbers only.
+
+    Returns:
+        The ``float`` (or ``int``).
+    """
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, int) or (isinstance(value, float) and not integer):
+        return value
+    elif isinstance(value, str) and (_INTEGER if integer else _NUMBER).fullmatch(value):
+        number = int(value) if integer else float(value)
+        if integer or math.isfinite(number):
+            return number
+    kind = "an integer" if integer else "a number"
+    raise ShrinkageError(f"The '{option}' option must be {kind}. Got {value!r} instead.")
+
+
+def parse_numbers(text: str | None, option: str) -> list[float] | None:
+    """Comma-separated numbers (``1e-4,1e-3``); an empty entry (``1e-3,,1e-2``) is refused."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part and _NUMBER.fullmatch(part) for part in parts):
+        raise ShrinkageError(
+            f"The '{option}' option must be comma-separated numbers like 1e-4,1e-3. "
+            f"Got {text!r} instead."
+        )
+    values = [float(part) for part in parts]
+    if not all(math.isfinite(v) for v in values):
+        raise ShrinkageError(f"The '{option}' option must hold finite numbers. Got {text!r}.")
+    return values
+
+
+class Number(click.ParamType):
+    """A float option, parsed strictly (see :func:`parse_number`)."""
+
+    name = "float"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """The float, or a one-line ShrinkageError naming the option and the text."""
+        return float(parse_number(value, _option_name(param)))
+
+
+class Integer(click.ParamType):
+    """An integer option, parsed strictly (see :func:`parse_number`)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The int, or a one-line ShrinkageError naming the option and the text."""
+        return int(parse_number(value, _option_name(param), integer=True))
+
+
+def _option_name(param: click.Parameter | None) -> str:
+    if param is None:
+        return "value"
+    opts = getattr(param, "opts", None) or [param.name or "value"]
+    return max(opts, key=len)
+
+
 class Strength(click.ParamType):
     """A penalty strength on the command line: a finite float ``>= 0``."""
 
@@ -112,10 +192,9 @@ class Strength(click.ParamType):
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         """The float, or a one-line ShrinkageError naming the option and the text received."""
-        try:
+        number = value
+        if isinstance(value, str) and _NUMBER.fullmatch(value):
             number = float(value)
-        except (TypeError, ValueError):
-            number = value
         return check_strength(number, self.argument)
 
 
@@ -144,7 +223,7 @@ class IntList(click.ParamType):
         if text.lower() in ("none", "", "()"):
             return ()
         parts = [part.strip() for part in text.split(",")]
-        if all(part.isdigit() and int(part) >= self.low for part in parts):
+        if all(re.fullmatch(r"[0-9]+", part) and int(part) >= self.low for part in parts):
             return tuple(int(part) for part in parts)
         words = "".join(f"{w}, " for w in self.allow_words)
         kind = "integers" if self.low <= 0 else f"integers >= {self.low}"
@@ -212,19 +291,35 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path:
+def check_output_file(
+    path: str | os.PathLike, option: str = "--output", inputs: tuple[str, ...] = ()
+) -> Path:
     """Check, before any work, that an output file can be written at ``path``.
 
+    :func:`shrinkage._io.check_output_file` (a new path or a writable regular file, not one
+    of ``inputs``, in a folder that accepts files), and not inside a saved model's directory
+    (whose files belong to the model).
+
+    Args:
+        path: the output file.
+        option: the option that named it.
+        inputs: the files and model directories the command reads.
+
     Raises:
-        ShrinkageError: the path is a directory or its folder does not exist.
+        ShrinkageError: one line naming the option, the path and the problem.
     """
+    from shrinkage._io import check_output_file as check_file
+    from shrinkage.estimators import is_model_dir
+
     target = Path(os.fspath(path))
-    if target.is_dir():
-        raise ShrinkageError(f"The '{option}' path '{target}' is a directory; give a file name.")
-    folder = target.absolute().parent
-    if not folder.is_dir():
-        raise ShrinkageError(f"The '{option}' folder '{folder}' does not exist.")
-    return target
+    folder = Path(os.path.realpath(target.absolute().parent))
+    for above in (folder, *folder.parents):
+        if is_model_dir(above):
+            raise ShrinkageError(
+                f"The '{option}' path '{target}' is inside the model directory '{above}', whose "
+                "files belong to the model; write it somewhere else."
+            )
+    return check_file(target, option, inputs=[p for p in inputs if os.path.isfile(p)])
 
 
 # The data argument and target options of `fit` and `tune`, in --help order.
@@ -258,13 +353,18 @@ _TRAINING_OPTIONS = [
         help="Hidden layer widths; 'none' for a linear / logistic model.",
     ),
     click.option("--activation", type=Choice(ACTIVATIONS), default="relu", show_default=True),
-    click.option("--epochs", type=int, default=200, show_default=True),
-    click.option("--batch-size", type=int, default=32, show_default=True),
+    click.option("--epochs", type=Integer(), default=200, show_default=True),
+    click.option("--batch-size", type=Integer(), default=32, show_default=True),
     click.option(
-        "--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Learning rate."
+        "--lr",
+        "learning_rate",
+        type=Number(),
+        default=1e-3,
+        show_default=True,
+        help="Learning rate.",
     ),
     click.option("--optimizer", type=Choice(OPTIMIZERS), default="adam", show_default=True),
-    click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum."),
+    click.option("--momentum", type=Number(), default=0.9, show_default=True, help="SGD momentum."),
     click.option(
         "--mode",
         type=Choice(MODES),

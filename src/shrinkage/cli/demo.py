@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from shrinkage._progress import ProgressBoard
-from shrinkage.cli._common import OneLineCommand, Status, console
+from shrinkage.cli._common import OneLineCommand, Status, check_output_file, console
 
 __all__ = [
     "DemoConfig",
@@ -252,6 +252,13 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
     unregularized and once with Keras's l2(0.001) on the hidden layer, and prints train and
     test accuracy side by side. No arguments, no network access.
     """
+    from shrinkage._io import check_writable_folder
+
+    report_path = Path(output) / "report.html"
+    if Path(output).is_dir():  # checked before a minute of training, not after
+        check_output_file(report_path)
+    else:
+        check_writable_folder(output, "The '--output' folder")
     started = time.perf_counter()
     with Status("Loading torch and scikit-learn …", not quiet):
         import torch
@@ -290,7 +297,7 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
 
             Path(output).mkdir(parents=True, exist_ok=True)  # `make demo` on a fresh clone
             report = write_demo_report(
-                Path(output) / "report.html",
+                report_path,
                 tuned.estimator,
                 rows[0].estimator,
                 *moons_split(),

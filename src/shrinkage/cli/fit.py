@@ -13,7 +13,9 @@ from shrinkage._progress import ProgressBoard
 from shrinkage.cli._common import (
     ESTIMATOR_OPTIONS,
     Choice,
+    Integer,
     IntList,
+    Number,
     OneLineCommand,
     Status,
     Strength,
@@ -22,7 +24,7 @@ from shrinkage.cli._common import (
     plural,
     training_options,
 )
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, TrainingDiverged
 
 __all__ = ["fit"]
 
@@ -80,6 +82,10 @@ def _penalty(options: dict[str, Any]) -> tuple[str, float] | None:
             )
         return chosen[0], options[chosen[0]]
     if chosen:
+        if options["penalty"].lower() == "none" and strength is not None:
+            raise ShrinkageError(
+                f"--strength {strength:g} has no effect with --penalty none; drop one of them."
+            )
         return options["penalty"].lower(), 1e-4 if strength is None else strength
     if strength is not None:
         return "l2", strength
@@ -109,7 +115,7 @@ Examples:
 )
 @click.option("--strength", type=Strength("strength"), help="Strength of --penalty.")
 @click.option(
-    "--l1-ratio", type=float, default=0.5, show_default=True, help="Elastic net share of L1."
+    "--l1-ratio", type=Number(), default=0.5, show_default=True, help="Elastic net share of L1."
 )
 @click.option(
     "--placement",
@@ -126,9 +132,9 @@ Examples:
 @training_options
 @click.option("--impute", is_flag=True, help="Fill missing features (median / most frequent).")
 @click.option("--early-stopping", is_flag=True, help="Stop on a held-out validation split.")
-@click.option("--validation-fraction", type=float, default=0.1, show_default=True)
-@click.option("--patience", type=int, default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--validation-fraction", type=Number(), default=0.1, show_default=True)
+@click.option("--patience", type=Integer(), default=10, show_default=True)
+@click.option("--seed", type=Integer(), default=0, show_default=True, help="Random seed.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 @click.option(
     "--init",
@@ -137,34 +143,58 @@ Examples:
     help="Start from a saved model's weights (fine-tuning); with --penalty l2sp, pull toward them.",
 )
 @click.option("--output", "-o", required=True, metavar="MODEL_DIR", help="Where to save.")
+@click.option(
+    "--force", is_flag=True, help="Replace the shrinkage model already in MODEL_DIR, if any."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.pass_context
 def fit(
-    ctx: click.Context, data: str, target: str, output: str, quiet: bool, **options: Any
+    ctx: click.Context,
+    data: str,
+    target: str,
+    output: str,
+    force: bool,
+    quiet: bool,
+    **options: Any,
 ) -> None:
     """Train a regularized MLP on DATA (CSV, TSV or Parquet) and save it to MODEL_DIR.
 
     Numeric columns are standardized and categorical ones one-hot encoded (fitted on the
-    training rows); the penalty has the Keras meaning (added to the mean loss).
+    training rows); the penalty has the Keras meaning (added to the mean loss). MODEL_DIR
+    must be new, empty, or (with --force) hold a shrinkage model; only the model's own files
+    are replaced there. A training run that diverges is not saved.
     """
     started = time.perf_counter()
     with Status(f"Reading {data} (loading torch, scikit-learn and pandas) …", not quiet) as status:
-        estimator, dataset, features, y = _prepare(ctx, data, target, output, options, status)
+        estimator, dataset, features, y = _prepare(
+            ctx, data, target, output, force, options, status
+        )
     epochs = estimator.get_params()["epochs"]
     sizes = "×".join(str(n) for n in dataset.X.shape)
     board = ProgressBoard("fit", display="off" if quiet else "auto", delay=1.0, transient=True)
     board.add("train", epochs, f"{type(estimator).__name__} on {sizes}")
-    with board:
-        estimator.fit(features, y, progress=board.epoch_callback("train"))
     from shrinkage.estimators import save
 
-    save(estimator, output, target=target)
+    try:
+        with board:
+            estimator.fit(features, y, progress=board.epoch_callback("train"))
+    except TrainingDiverged as err:
+        raise ShrinkageError(
+            f"{str(err).rstrip('.')} (--lr, --strength); nothing was saved."
+        ) from None
+    save(estimator, output, target=target, overwrite=force)
     if not quiet:
         _summary(estimator, dataset, output, time.perf_counter() - started)
 
 
 def _prepare(
-    ctx: click.Context, data: str, target: str, output: str, options: dict[str, Any], status: Any
+    ctx: click.Context,
+    data: str,
+    target: str,
+    output: str,
+    force: bool,
+    options: dict[str, Any],
+    status: Any,
 ) -> tuple[Any, Any, Any, Any]:
     """Every check, then the data: ``(estimator, dataset, features, y)``."""
     import numpy as np
@@ -209,7 +239,7 @@ def _prepare(
         base._resolve_params()
     else:
         MLPRegressor(**params)._resolve_params()  # bad options fail before the data is read
-    check_output_dir(output)
+    check_output_dir(output, overwrite=force)
 
     task = None if options["task"] == "auto" else options["task"]
     if base is not None:
@@ -243,6 +273,8 @@ def _prepare(
 
 
 def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
+    from shrinkage.estimators import weights_path
+
     out = console()
     last = estimator.history_[-1]
     metric = "accuracy" if estimator._task == "classification" else "R²"
@@ -265,4 +297,4 @@ def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
             f"{best['val_score']:.4f} (epoch {estimator.best_epoch_} kept)"
         )
     out.print(f"Final loss {last['data_loss']:.4g} + penalty {last['penalty']:.4g}; {scores}.")
-    out.print(f"Saved to {Path(output)}/ (model.json + weights.safetensors).")
+    out.print(f"Saved to {Path(output)}/ (model.json + {weights_path(output).name}).")

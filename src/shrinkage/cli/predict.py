@@ -49,11 +49,15 @@ def predict(model_dir: str, data: str, output: str, quiet: bool) -> None:
 
     Writes one row per input row: the predicted value or class, and for a classifier the
     probability of each class. When DATA holds the target column, the score is printed.
+    FILE must be new or a writable regular file (replaced, keeping its permissions), not
+    DATA itself and not inside a model directory.
     """
+    from shrinkage._io import check_input_file
     from shrinkage.data import read_table, split_target
     from shrinkage.estimators import load, read_metadata
 
-    check_output_file(output)
+    check_input_file(data, "The data file")
+    check_output_file(output, inputs=(data,))
     estimator = load(model_dir)
     target = read_metadata(model_dir).get("target")
     frame = read_table(data)

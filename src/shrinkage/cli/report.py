@@ -33,7 +33,13 @@ def report(results_dir: Path, output: Path | None, title: str | None) -> None:
       shrinkage report tuned/
       shrinkage report tuned/ -o /tmp/tuned.html
     """
-    from shrinkage.report import build_report
+    from shrinkage.cli._common import check_output_file
+    from shrinkage.report import MANIFEST_FILE, REPORT_FILE, build_report, record_files
 
-    path = build_report(results_dir, output, title=title)
+    target = results_dir / REPORT_FILE if output is None else output
+    if output is not None or results_dir.is_dir():  # else build_report says what is wrong
+        check_output_file(target, "--output" if output is not None else "RESULTS_DIR")
+    path = build_report(results_dir, target, title=title)
+    if output is None and (results_dir / MANIFEST_FILE).is_file():
+        record_files(results_dir, [REPORT_FILE])
     click.echo(str(path))

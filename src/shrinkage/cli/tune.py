@@ -11,7 +11,9 @@ Writes, in ``OUT_DIR``:
 * ``model/`` — the refit estimator (:func:`shrinkage.estimators.save`);
 * ``chunks/`` — each finished chunk's candidate rows (JSON), kept so an interrupted search
   keeps its work: run the same command again with ``--resume`` and only the unfinished
-  chunks train.
+  chunks train;
+* ``tune.json`` — the files above, as written: ``OUT_DIR`` must be new, empty or a results
+  directory with this file, and only the files it lists are ever replaced or deleted.
 
 ``--per-layer --candidates N`` searches a strength per layer (0: that layer unpenalized):
 the single-λ grid's configurations plus drawn ones, N in all, with successive halving
@@ -33,6 +35,7 @@ before anything is written.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -44,35 +47,29 @@ from shrinkage._io import write_csv
 from shrinkage._progress import ProgressBoard
 from shrinkage.cli._common import (
     ESTIMATOR_OPTIONS,
+    Integer,
+    Number,
     OneLineCommand,
     Status,
     console,
     data_options,
+    parse_numbers,
     training_options,
 )
 from shrinkage.errors import ShrinkageError
 
 __all__ = ["tune"]
 
-
-def _floats(text: str | None, option: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or not all(math.isfinite(v) for v in values):
-        raise ShrinkageError(
-            f"The '{option}' option must be comma-separated numbers. Got {text!r} instead."
-        )
-    return values
+_floats = parse_numbers
 
 
 def _names(text: str, option: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise ShrinkageError(f"The '{option}' option must name at least one value. Got {text!r}.")
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise ShrinkageError(
+            f"The '{option}' option must be comma-separated names with none empty. "
+            f"Got {text!r} instead."
+        )
     return names
 
 
@@ -154,27 +151,31 @@ Examples:
 )
 @click.option("--l1-ratios", default="0.5", show_default=True, help="Elastic net L1 shares.")
 @click.option("--strengths", default=None, help="Comma-separated strengths (Keras meaning).")
-@click.option("--grid-min", type=float, default=1e-6, show_default=True, help="Log grid start.")
-@click.option("--grid-max", type=float, default=1.0, show_default=True, help="Log grid end.")
-@click.option("--per-decade", type=int, default=2, show_default=True, help="Grid values / decade.")
+@click.option("--grid-min", type=Number(), default=1e-6, show_default=True, help="Log grid start.")
+@click.option("--grid-max", type=Number(), default=1.0, show_default=True, help="Log grid end.")
+@click.option(
+    "--per-decade", type=Integer(), default=2, show_default=True, help="Grid values / decade."
+)
 @click.option(
     "--placements",
     default="all",
     show_default=True,
     help="Where the penalty goes: all, hidden, output, or layer lists like 0+2.",
 )
-@click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--validation-fraction", type=float, default=None, help="One holdout instead.")
+@click.option(
+    "--folds", type=Integer(), default=5, show_default=True, help="Cross-validation folds."
+)
+@click.option("--validation-fraction", type=Number(), default=None, help="One holdout instead.")
 @click.option("--scoring", default=None, help="Default: accuracy, or r2 for regression.")
 @training_options
 @click.option("--one-se", is_flag=True, help="Largest strength within one standard error.")
 @click.option("--refine", is_flag=True, help="Then a finer grid around the best strength.")
 @click.option("--max-memory", default="1GB", show_default=True, help="Budget of one chunk.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=Integer(), default=0, show_default=True, help="Random seed.")
 @click.option("--impute", is_flag=True, help="Fill missing features (median / most frequent).")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
-@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
-@click.option("--top", type=int, default=10, show_default=True, help="Rows of the table.")
+@click.option("--threads", type=Integer(), default=None, help="torch threads (default: torch's).")
+@click.option("--top", type=Integer(), default=10, show_default=True, help="Rows of the table.")
 @click.option("--output", "-o", "out_dir", required=True, metavar="OUT_DIR", help="Where to write.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
 @click.option(
@@ -191,14 +192,14 @@ Examples:
 )
 @click.option(
     "--candidates",
-    type=int,
+    type=Integer(),
     default=243,
     show_default=True,
     help="Configurations of --per-layer (grid ones included).",
 )
 @click.option(
     "--zero-probability",
-    type=float,
+    type=Number(),
     default=0.25,
     show_default=True,
     help="--per-layer: chance that a layer is left unpenalized.",
@@ -215,8 +216,12 @@ Examples:
     default=None,
     help="Successive halving inside the stack (default: on with --per-layer).",
 )
-@click.option("--halving-factor", type=int, default=3, show_default=True, help="Halving's eta.")
-@click.option("--min-epochs", type=int, default=None, help="Epochs of the first rung (default 1).")
+@click.option(
+    "--halving-factor", type=Integer(), default=3, show_default=True, help="Halving's eta."
+)
+@click.option(
+    "--min-epochs", type=Integer(), default=None, help="Epochs of the first rung (default 1)."
+)
 @click.option(
     "--keep-grid/--drop-grid",
     default=True,
@@ -271,29 +276,42 @@ def tune(
     Every (strength, kind, placement) is trained on every fold at once (stacked networks).
     Writes OUT_DIR/results.csv (one row per configuration), OUT_DIR/model/ (the best
     configuration refit on all rows) and OUT_DIR/chunks/ (each finished chunk's rows).
+    OUT_DIR must be new, empty, or a directory an earlier `tune` wrote (tune.json).
     """
     options = dict(locals())  # every option, as click passed them
     status = Status(f"Reading {data} (loading torch, scikit-learn and pandas) …", not quiet)
     with status:
-        search, dataset, y, plan = _setup(options)
+        search, dataset, y, plan, out = _setup(options)
         if scheduler is not None:
             from shrinkage.search import connect
 
             status.update(f"Connecting to {scheduler} …")
             search.set_params(backend="dask", client=connect(scheduler))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        for stale in (out / "chunks").glob("*-chunk-*.*"):
-            stale.unlink()  # a fresh search: old chunk rows would mix with the new ones
 
     import pandas as pd
 
     from shrinkage.estimators import save
+    from shrinkage.report import (
+        BASELINE_FILE,
+        CHUNKS_DIR,
+        METADATA_FILE,
+        MODEL_DIR,
+        REPORT_FILE,
+        RESULTS_FILE,
+        claim_results_dir,
+        record_files,
+    )
+
+    claim_results_dir(out)
+    names = [RESULTS_FILE, MODEL_DIR, CHUNKS_DIR, METADATA_FILE, BASELINE_FILE, REPORT_FILE]
+    record_files(out, names)  # before they are written: the list covers every file we write
+    if not resume:
+        _remove_chunks(out)  # a fresh search: old chunk rows would mix with the new ones
 
     def write_partial(results: dict) -> None:
         frame = pd.DataFrame({k: v for k, v in results.items() if k != "params"})
-        write_csv(frame, out / "results.csv")
+        write_csv(frame, out / RESULTS_FILE)
+        _record_chunks(out)
 
     chunking = plan.chunking
     if not quiet:
@@ -318,11 +336,12 @@ def tune(
         search.fit(
             dataset.X,
             y,
-            progress=board.search_callback(f"{out / 'chunks'}/"),
+            progress=board.search_callback(f"{out / CHUNKS_DIR}/"),
             on_chunk=write_partial,
         )
-        write_csv(search.results_frame(), out / "results.csv")
-        save(search.best_estimator_, out / "model", target=target)
+        _record_chunks(out)
+        write_csv(search.results_frame(), out / RESULTS_FILE)
+        save(search.best_estimator_, out / MODEL_DIR, target=target)
         from shrinkage.cli._workflows import write_tune_report
         from shrinkage.report import describe_data
 
@@ -345,6 +364,7 @@ def tune(
         )
     except KeyboardInterrupt:
         board.close()
+        _record_chunks(out)
         if not quiet:
             _interrupted(out, plan.chunking["n_chunks"], search.refine)
         raise SystemExit(130) from None
@@ -358,10 +378,10 @@ def tune(
         for stage, (n_reused, n_chunks) in board.reused.items():
             console().print(
                 f"Resumed: reused {n_reused} of {n_chunks} {stage} chunks from "
-                f"{out / 'chunks'}/; trained {n_chunks - n_reused}."
+                f"{out / CHUNKS_DIR}/; trained {n_chunks - n_reused}."
             )
         best = search.best_params_
-        wrote = f"wrote {out / 'results.csv'}, {out / 'model'}/ and {report_path}"
+        wrote = f"wrote {out / RESULTS_FILE}, {out / MODEL_DIR}/ and {report_path}"
         score = f"{search.scoring_} {search.best_score_:.4f}"
         if "layer_penalties" in best:
             results = search.cv_results_
@@ -391,39 +411,78 @@ _PHASES = {
 }
 
 
+def _chunk_files(out: Path) -> list[str]:
+    """The checkpoint files in ``out/chunks`` that say they are ours (relative paths)."""
+    from shrinkage.report import CHUNKS_DIR
+    from shrinkage.search import is_checkpoint_file
+
+    folder = out / CHUNKS_DIR
+    if not folder.is_dir():
+        return []
+    return [
+        f"{CHUNKS_DIR}/{path.name}"
+        for path in sorted(folder.glob("*-chunk-*.*"))
+        if path.suffix in (".json", ".safetensors") and is_checkpoint_file(path)
+    ]
+
+
+def _record_chunks(out: Path) -> None:
+    from shrinkage.report import record_files
+
+    record_files(out, _chunk_files(out))
+
+
+def _remove_chunks(out: Path) -> None:
+    """Delete the chunk files of an earlier search in ``out``: those ``tune.json`` lists and
+    those that identify themselves as checkpoints; nothing else."""
+    from shrinkage.report import CHUNKS_DIR, forget_files, owned_files
+
+    pattern = re.compile(
+        rf"{CHUNKS_DIR}/(grid|refine|rung[0-9]+)-chunk-[0-9]{{5}}\.(json|safetensors)"
+    )
+    listed = [name for name in owned_files(out) if pattern.fullmatch(name)]
+    stale = sorted(set(listed) | set(_chunk_files(out)))
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+    forget_files(out, stale)
+
+
 def report_title(data: str, target: str) -> str:
     """The report's heading from the data file's name: ``breast_cancer.csv: predicting y``."""
     return f"{Path(data).name}: predicting {target}"
 
 
-def _setup(o: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+def _setup(o: dict[str, Any]) -> tuple[Any, Any, Any, Any, Path]:
     """Every check, the data and the search's plan, before anything is written.
 
     Args:
         o: the command's options, by name.
 
     Returns:
-        ``(search, dataset, y, setup)``: the unfitted search, the loaded table, the target
-        values and :meth:`~shrinkage.search.SearchCV.prepare`'s plan.
+        ``(search, dataset, y, setup, out)``: the unfitted search, the loaded table, the
+        target values, :meth:`~shrinkage.search.SearchCV.prepare`'s plan and the results
+        directory.
     """
     import numpy as np
     import pandas as pd
 
+    from shrinkage._validation import check_threads
     from shrinkage.data import CLASSIFICATION, load_dataset
     from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir
+    from shrinkage.report import MODEL_DIR, check_results_dir
     from shrinkage.search import SearchCV, default_strengths
 
     grid = _floats(o["strengths"], "--strengths")
     if grid is None:
         grid = list(default_strengths(o["grid_min"], o["grid_max"], o["per_decade"]))
-    out = Path(o["out_dir"])
-    if out.exists() and not out.is_dir():
-        raise ShrinkageError(f"The '--output' path '{out}' exists and is not a directory.")
-    check_output_dir(out / "model")
+    if o["threads"] is not None:
+        check_threads(o["threads"], "--threads")
     if o["top"] < 1:
         raise ShrinkageError(
             f"The '--top' option must be an integer >= 1. Got {o['top']!r} instead."
         )
+    out = check_results_dir(o["out_dir"])
+    check_output_dir(out / MODEL_DIR)
 
     task = None if o["task"] == "auto" else o["task"]
     dataset = load_dataset(o["data"], o["target"], task=task, impute=o["impute"])
@@ -468,7 +527,7 @@ def _setup(o: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
         keep_grid=o["keep_grid"],
     )
     setup = search.prepare(dataset.X, y)  # every check, before anything is written
-    return search, dataset, y, setup
+    return search, dataset, y, setup, out
 
 
 def _interrupted(out: Path, n_chunks: int, refine: bool) -> None:

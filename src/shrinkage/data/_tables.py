@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from shrinkage._io import check_input_file, path_problem
 from shrinkage.errors import ShrinkageError, did_you_mean
 
 if TYPE_CHECKING:  # scikit-learn costs a second to import; only a Preprocessor needs it
@@ -64,22 +65,21 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         (506, 14)
     """
     shown = os.fspath(path)
-    file = Path(shown)
+    file = check_input_file(path, "The data file")
     suffix = file.suffix.lower()
-    if not file.exists():
-        raise ShrinkageError(f"The data file '{shown}' does not exist.")
-    if file.is_dir():
-        raise ShrinkageError(f"The data file '{shown}' is a directory, not a file.")
     if suffix not in SUPPORTED_EXTENSIONS:
         raise ShrinkageError(
             f"The data file '{shown}' has an unsupported extension {file.suffix!r}; "
             f"supported extensions are: {listing(SUPPORTED_EXTENSIONS)}."
         )
     try:
-        size = file.stat().st_size
+        with open(file, "rb") as handle:  # a regular file (checked): this cannot block
+            first = handle.read(1)
     except OSError as err:
-        raise ShrinkageError(f"The data file '{shown}' could not be read: {err.strerror}.") from err
-    if size == 0:
+        raise ShrinkageError(f"The data file '{shown}' {path_problem(file, err)}.") from None
+    if not first:
+        # Some regular files report 0 bytes and still have content (/proc files): only an
+        # empty read says empty.
         raise ShrinkageError(f"The data file '{shown}' is empty (0 bytes).")
 
     if suffix in _CSV_SEPARATORS:
@@ -137,15 +137,28 @@ def _read_delimited(file: Path, shown: str, sep: str) -> tuple[pd.DataFrame, lis
 
 
 def _first_lines(file: Path, sep: str) -> tuple[list[str], list[str] | None]:
-    """The raw header and first data row (pandas renames a repeated 'a' to 'a.1')."""
+    """The raw header and first data row (pandas renames a repeated 'a' to 'a.1').
+
+    Fields of any length are read, as pandas reads them (the csv module's own limit is
+    131,072 characters, a process-wide setting restored afterwards).
+    """
     rows: list[list[str]] = []
-    with open(file, newline="", encoding="utf-8-sig") as handle:
-        for fields in csv.reader(handle, delimiter=sep):
-            if fields:  # pandas skips blank lines too
-                rows.append(fields)
-            if len(rows) == 2:
-                break
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, _MAX_FIELD))
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            for fields in csv.reader(handle, delimiter=sep):
+                if fields:  # pandas skips blank lines too
+                    rows.append(fields)
+                if len(rows) == 2:
+                    break
+    finally:
+        csv.field_size_limit(limit)
     return (rows[0] if rows else []), (rows[1] if len(rows) > 1 else None)
+
+
+# The largest field the pre-check reads: C's long on every platform (2**31 - 1).
+_MAX_FIELD = 2**31 - 1
 
 
 def _read_parquet(file: Path, shown: str) -> pd.DataFrame:

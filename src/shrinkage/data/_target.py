@@ -76,6 +76,8 @@ def detect_task(y: pd.Series, task: str | None = None) -> str:
     if len(present) == 0:
         raise ShrinkageError(f"The 'target' column {name!r} has no values.")
     numeric = is_numeric(present)
+    if numeric:
+        check_integer_range(present, name)
 
     if task is None:
         task = CLASSIFICATION
@@ -95,6 +97,17 @@ def detect_task(y: pd.Series, task: str | None = None) -> str:
             "cannot be a regression target; "
             "use task='classification' (CLI: --task classification)."
         )
+    if task == CLASSIFICATION and numeric:
+        values = as_float(present)
+        whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0**63)
+        if not whole.all():
+            bad = int(np.flatnonzero(~whole)[0])
+            raise ShrinkageError(
+                f"The 'target' column {name!r} is not a class label in "
+                f"{row_label(present.index, bad)} (got {shown_value(present.iloc[bad])!r}: "
+                "class labels are whole numbers within the int64 range, or text); use "
+                "task='regression' (CLI: --task regression)."
+            )
     if task == CLASSIFICATION:
         classes = {category_str(v) for v in present.to_numpy(dtype=object)}
         if len(classes) < 2:
@@ -104,6 +117,34 @@ def detect_task(y: pd.Series, task: str | None = None) -> str:
                 "classification needs at least 2 classes."
             )
     return task
+
+
+def check_integer_range(y: pd.Series, name: str) -> None:
+    """Refuse integers outside the int64 range (pandas reads them as uint64 or Python ints):
+    as float64 they collapse into one another (2**63 and 2**63 + 1 become equal).
+
+    Raises:
+        ShrinkageError: naming the first such value and its row.
+    """
+    if y.dtype.kind == "u":
+        big = y.to_numpy() > np.iinfo(np.int64).max
+    elif ptypes.is_object_dtype(y.dtype):
+        big = np.array(
+            [
+                isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63
+                for v in y.to_numpy(dtype=object)
+            ],
+            dtype=bool,
+        )
+    else:
+        return
+    if big.any():
+        first = int(np.flatnonzero(big)[0])
+        raise ShrinkageError(
+            f"The 'target' column {name!r} has an integer beyond the int64 range in "
+            f"{row_label(y.index, first)} (got {shown_value(y.iloc[first])!r}); such values "
+            "cannot be told apart as numbers. Write class labels as text, or rescale the values."
+        )
 
 
 def _first_non_numeric(series: pd.Series) -> int:
@@ -154,6 +195,8 @@ def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
         )
     if isinstance(y.dtype, pd.CategoricalDtype):
         y = y.astype(y.cat.categories.dtype)
+    if is_numeric(y):
+        check_integer_range(y, name)
 
     if task == REGRESSION:
         if not is_numeric(y):

@@ -1,5 +1,6 @@
 """scikit-learn compatible MLP estimators with per-layer weight regularization, and their
-saved form (a directory: ``weights.safetensors`` + ``model.json``; loading never unpickles).
+saved form (a directory: ``model.json`` + the safetensors weights file it names; loading never
+unpickles).
 """
 
 from shrinkage._names import PENALTY_NAMES
@@ -15,9 +16,11 @@ from shrinkage.estimators._persistence import (
     MODEL_FILE,
     WEIGHTS_FILE,
     check_output_dir,
+    is_model_dir,
     load,
     read_metadata,
     save,
+    weights_path,
 )
 
 __all__ = [
@@ -30,9 +33,11 @@ __all__ = [
     "MLPRegressor",
     "check_output_dir",
     "format_layer_penalties",
+    "is_model_dir",
     "load",
     "make_penalty",
     "parse_layer_penalties",
     "read_metadata",
     "save",
+    "weights_path",
 ]

@@ -170,6 +170,16 @@ def from_config(
             f"the preprocessor gives {preprocessor.n_features_out_} features but the network "
             f"takes {sizes[0]}"
         )
+    columns = [str(name) for name in preprocessor.feature_names_in_]
+    if n_features_in != len(columns):
+        raise ShrinkageError(
+            f"'n_features_in' is {n_features_in} but the preprocessor reads {len(columns)} columns"
+        )
+    names = config.get("feature_names_in")
+    if names is not None and list(names) != columns:
+        raise ShrinkageError(
+            "'feature_names_in' does not list the columns the preprocessor reads, in its order"
+        )
     estimator._check_saved_outputs(classes, sizes[-1])
     if classes is not None and cls._task == CLASSIFICATION:
         estimator.classes_ = classes
@@ -180,8 +190,8 @@ def from_config(
     estimator.n_features_in_ = n_features_in
     if config.get("feature_names_in") is not None:
         estimator.feature_names_in_ = np.array(config["feature_names_in"], dtype=object)
-    estimator.seed_ = int(config.get("seed", 0))
-    estimator.n_iter_ = int(config.get("n_iter", len(history)))
-    estimator.best_epoch_ = int(config.get("best_epoch", len(history)))
+    estimator.seed_ = int(config["seed"])
+    estimator.n_iter_ = int(config["n_iter"])
+    estimator.best_epoch_ = int(config["best_epoch"])
     estimator.layer_weights_ = estimator._layer_weights()
     return estimator

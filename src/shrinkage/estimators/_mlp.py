@@ -426,16 +426,17 @@ class _BaseMLP(BaseEstimator):
         with torch.no_grad():
             return self.model_.hidden(features, int(layer)).cpu().numpy()
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, *, overwrite: bool = True) -> Path:
         """Save the fitted model to ``directory`` (see :func:`shrinkage.estimators.save`).
 
         Args:
-            directory: the model directory to create or replace.
+            directory: the model directory to create, or whose model to replace.
+            overwrite: replace a model already there (False refuses it).
 
         Returns:
             The directory.
         """
-        return _persistence.save(self, directory)
+        return _persistence.save(self, directory, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> _BaseMLP:
@@ -566,7 +567,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ShrinkageError(f"{len(classes)} classes do not fit {n_out} outputs")
 
     def _encode_y(self, y: np.ndarray, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except ValueError as err:
+            if isinstance(err, ShrinkageError):
+                raise
+            # scikit-learn's words ("Unknown label type: continuous"), which check_estimator
+            # looks for, in one line with what to do.
+            text = " ".join(str(err).split()).rstrip(".")
+            raise ShrinkageError(
+                f"The 'y' parameter of MLPClassifier must hold class labels: {text}. Use "
+                "MLPRegressor for a continuous target."
+            ) from None
         return encode_labels(y, self.classes_ if warm else None, name="MLPClassifier")
 
     def predict(self, X: Any) -> np.ndarray:

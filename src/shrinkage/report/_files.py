@@ -2,14 +2,20 @@
 
 A results directory holds::
 
+    tune.json              what marks the directory as ours: the files we wrote in it
     results.csv            one row per configuration (the search's cv_results_)
     model/                 the refit best estimator
+    chunks/                the finished chunks of the search (for --resume)
     search.json            optional: data description, search space, 2-D points
     baseline.safetensors   optional: the unregularized fit's weights (histograms)
     report.html            the report
 
-:func:`save_report_metadata` writes the two optional files; :func:`load_report_inputs`
-reads the directory into :class:`ReportInputs`, everything a report can show.
+:func:`check_results_dir` accepts only a new or empty directory or one that ``tune.json``
+marks as a results directory; :func:`claim_results_dir` creates that marker and
+:func:`record_files` lists in it every file written, so that only those are ever replaced
+or deleted (:func:`owned_files`). :func:`save_report_metadata` writes the two optional
+files; :func:`load_report_inputs` reads the directory into :class:`ReportInputs`,
+everything a report can show, refusing a damaged file in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +33,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shrinkage._io import atomic_write
+from shrinkage._io import (
+    atomic_write,
+    check_input_file,
+    check_writable_folder,
+    parse_json,
+    path_problem,
+    read_bounded,
+    read_json,
+)
 from shrinkage.analysis import (
     Diagnosis,
     activation_summary,
@@ -37,12 +53,22 @@ from shrinkage.errors import ShrinkageError
 
 RESULTS_FILE = "results.csv"
 MODEL_DIR = "model"
+CHUNKS_DIR = "chunks"
 METADATA_FILE = "search.json"
 BASELINE_FILE = "baseline.safetensors"
 REPORT_FILE = "report.html"
+MANIFEST_FILE = "tune.json"
 
 _METADATA_FORMAT = "shrinkage.search-metadata"
 _METADATA_VERSION = 1
+_MANIFEST_FORMAT = "shrinkage.results"
+_MANIFEST_VERSION = 1
+# What a results directory's small files may weigh at most (results.csv: a row per
+# configuration; search.json: up to 2000 points; baseline: an MLP's weights).
+_MAX_MANIFEST_BYTES = 16 * 2**20
+_MAX_METADATA_BYTES = 64 * 2**20
+_MAX_RESULTS_BYTES = 256 * 2**20
+_MAX_BASELINE_BYTES = 4 * 2**30
 #: 2-D points kept in search.json for the decision boundary: enough to see the shape.
 _MAX_POINTS = 2000
 
@@ -270,48 +296,289 @@ def _load_estimator(folder: Path) -> Any:
     return load(folder)
 
 
+# --------------------------------------------------------------------------- ownership
+
+
+def _manifest(folder: Path) -> dict[str, Any] | None:
+    """``tune.json`` of ``folder`` when it is ours (its ``format`` field), else None."""
+    try:
+        meta = read_json(folder / MANIFEST_FILE, _MAX_MANIFEST_BYTES, "The results file")
+    except ShrinkageError:
+        return None
+    if isinstance(meta, dict) and meta.get("format") == _MANIFEST_FORMAT:
+        files = meta.get("files")
+        if isinstance(files, list) and all(isinstance(f, str) for f in files):
+            return meta
+    return None
+
+
+def check_results_dir(out_dir: str | os.PathLike, option: str = "--output") -> Path:
+    """Check, before any work, that ``shrinkage tune`` may write its results in ``out_dir``.
+
+    It must be new, an empty directory (empty subdirectories allowed), or a results
+    directory that ``tune`` wrote (marked by ``tune.json``), and files must be creatable
+    there.
+
+    Args:
+        out_dir: the directory.
+        option: the option that named it, for the message.
+
+    Returns:
+        The directory.
+
+    Raises:
+        ShrinkageError: anything else is there (a file, a directory of the user's), or
+            nothing can be created there.
+    """
+    folder = Path(os.fspath(out_dir))
+    try:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        entries = []
+    except NotADirectoryError:
+        raise ShrinkageError(
+            f"The '{option}' path '{folder}' exists and is not a directory."
+        ) from None
+    except OSError as err:
+        raise ShrinkageError(
+            f"The '{option}' path '{folder}' {path_problem(folder, err)}."
+        ) from None
+    if entries and _manifest(folder) is None and _holds_files(folder):
+        raise ShrinkageError(
+            f"The '{option}' directory '{folder}' is not empty and is not a results directory "
+            f"of shrinkage tune (it has no {MANIFEST_FILE}); nothing in it is replaced. Choose "
+            "a new or empty directory."
+        )
+    check_writable_folder(folder, f"The '{option}' directory")
+    return folder
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether anything but (nested) empty directories is in ``folder``: those are no one's
+    work, and a directory of them counts as empty."""
+    for _, _, files in os.walk(folder):
+        if files:
+            return True
+    return any(
+        os.path.islink(os.path.join(root, d)) for root, dirs, _ in os.walk(folder) for d in dirs
+    )
+
+
+def claim_results_dir(out_dir: str | os.PathLike) -> None:
+    """Create ``out_dir`` (and its parents) and mark it as a results directory of ours.
+
+    Call :func:`check_results_dir` first; an existing ``tune.json`` is kept as it is.
+
+    Args:
+        out_dir: the directory.
+    """
+    folder = Path(os.fspath(out_dir))
+    folder.mkdir(parents=True, exist_ok=True)
+    if _manifest(folder) is None:
+        _write_manifest(folder, [])
+
+
+def _write_manifest(folder: Path, files: list[str]) -> None:
+    meta = {"format": _MANIFEST_FORMAT, "version": _MANIFEST_VERSION, "files": sorted(files)}
+    atomic_write(folder / MANIFEST_FILE, json.dumps(meta, indent=1) + "\n")
+
+
+def owned_files(out_dir: str | os.PathLike) -> list[str]:
+    """The files ``tune.json`` lists as written by us in ``out_dir``.
+
+    Args:
+        out_dir: a results directory.
+
+    Returns:
+        Paths relative to ``out_dir`` (empty when it has no valid ``tune.json``).
+    """
+    meta = _manifest(Path(os.fspath(out_dir)))
+    return [] if meta is None else list(meta["files"])
+
+
+def record_files(out_dir: str | os.PathLike, names: list[str]) -> None:
+    """Add ``names`` to the files ``tune.json`` lists (rewritten atomically when it changes).
+
+    List a file *before* writing it: then the list always covers what is on disk.
+
+    Args:
+        out_dir: a results directory (claimed by :func:`claim_results_dir`).
+        names: paths relative to ``out_dir``.
+    """
+    folder = Path(os.fspath(out_dir))
+    listed = owned_files(folder)
+    new = [name for name in names if name not in listed]
+    if new:
+        _write_manifest(folder, listed + new)
+
+
+def forget_files(out_dir: str | os.PathLike, names: list[str]) -> None:
+    """Remove ``names`` from the files ``tune.json`` lists, once they are deleted.
+
+    Args:
+        out_dir: a results directory.
+        names: paths relative to ``out_dir``.
+    """
+    folder = Path(os.fspath(out_dir))
+    listed = owned_files(folder)
+    kept = [name for name in listed if name not in set(names)]
+    if len(kept) != len(listed):
+        _write_manifest(folder, kept)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _bad_file(path: Path, why: str) -> ShrinkageError:
+    return ShrinkageError(
+        f"The results file '{path}' {why}; run 'shrinkage tune' again to write it."
+    )
+
+
+# Columns of a results table that must hold numbers (NaN allowed).
+_NUMERIC = {
+    "param_strength",
+    "param_l1_ratio",
+    "mean_test_score",
+    "std_test_score",
+    "rank_test_score",
+    "mean_train_score",
+    "std_train_score",
+    "mean_fit_time",
+    "std_fit_time",
+    "mean_score_time",
+    "std_score_time",
+    "n_diverged",
+}
+_NUMERIC_PATTERN = re.compile(r"split[0-9]+_(test|train)_score|(weight_l2|sparsity)_layer[0-9]+")
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    import io
+
+    data = read_bounded(path, _MAX_RESULTS_BYTES, "The results file")
+    try:
+        frame = pd.read_csv(io.BytesIO(data))
+    except pd.errors.EmptyDataError:
+        raise _bad_file(path, "is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise _bad_file(path, f"is not a CSV table ({' '.join(str(err).split())})") from None
+    try:
+        frame = as_results_frame(frame)
+        for column in frame.columns:
+            if column in _NUMERIC or _NUMERIC_PATTERN.fullmatch(str(column)):
+                frame[column] = pd.to_numeric(frame[column], errors="raise")
+        if "rank_test_score" in frame and not frame["rank_test_score"].dropna().ge(1).all():
+            raise ValueError("'rank_test_score' holds ranks below 1")
+        return frame
+    except ShrinkageError as err:
+        raise _bad_file(path, f"is not a search's results ({str(err).rstrip('.')})") from None
+    except (KeyError, ValueError, TypeError) as err:
+        raise _bad_file(path, f"is not a search's results ({type(err).__name__}: {err})") from None
+
+
+def _read_metadata(path: Path, inputs: ReportInputs, n_rows: int) -> None:
+    meta = parse_json(
+        read_bounded(path, _MAX_METADATA_BYTES, "The results file"), path, "The results file"
+    )
+    if not isinstance(meta, dict):
+        raise _bad_file(path, "is not an object")
+    try:
+        inputs.data = _plain(meta.get("data") or {}, "data")
+        inputs.search_space = _plain(meta.get("search_space") or {}, "search_space")
+        inputs.title = str(meta.get("title") or inputs.title)
+        best = meta.get("best_index")
+        if type(best) is int and 0 <= best < n_rows:
+            inputs.chosen_index = best
+        activations = meta.get("activations")
+        if isinstance(activations, list) and all(isinstance(a, dict) for a in activations):
+            inputs.activations = activations
+        points = meta.get("points")
+        if points:
+            if not isinstance(points, dict):
+                raise ValueError("'points' is not an object")
+            X = np.asarray(points["X"], dtype=float)
+            if X.ndim != 2 or X.shape[1] != 2 or not np.isfinite(X).all():
+                raise ValueError("'points.X' is not rows of 2 finite numbers")
+            columns = points.get("columns")
+            if columns is not None and (
+                not isinstance(columns, list)
+                or len(columns) != 2
+                or not all(isinstance(c, str) for c in columns)
+            ):
+                raise ValueError("'points.columns' is not 2 names")
+            y = points.get("y")
+            if y is not None:
+                y = np.asarray(y)
+                if y.shape != (len(X),) or y.dtype.kind not in "biufU":
+                    raise ValueError("'points.y' is not one label per point")
+            inputs.X = pd.DataFrame(X, columns=columns) if columns else X
+            inputs.y = y
+    except (KeyError, TypeError, ValueError) as err:
+        raise _bad_file(path, f"is malformed ({' '.join(str(err).split())})") from None
+
+
+def _plain(value: Any, name: str) -> dict[str, Any]:
+    """A mapping of names to plain values (strings, numbers, lists, small mappings)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"'{name}' is not an object")
+    return {str(k): v for k, v in value.items()}
+
+
+def _read_baseline(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    data = read_bounded(path, _MAX_BASELINE_BYTES, "The results file")
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise _bad_file(path, f"is not a safetensors file ({' '.join(str(err).split())})") from None
+    for name, array in tensors.items():
+        if array.ndim < 1 or array.dtype.kind != "f" or not np.isfinite(array).all():
+            raise _bad_file(path, f"has a tensor {name!r:.60} that is not finite weights")
+    # In the order they were written (the layers' order), which the parser does not keep.
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    return dict(sorted(tensors.items(), key=lambda item: header[item[0]]["data_offsets"][0]))
+
+
 def load_report_inputs(results_dir: str | os.PathLike) -> ReportInputs:
     """Read a results directory (``results.csv``, ``model/``, optional metadata).
 
+    Every file is read with a size bound and checked; a damaged one is refused in one line
+    naming it.
+
     Raises:
-        ShrinkageError: the directory or its ``results.csv`` does not exist.
+        ShrinkageError: the directory or its ``results.csv`` does not exist, or a file in
+            it cannot be read or is malformed.
     """
     folder = Path(results_dir)
-    if not folder.is_dir():
-        raise ShrinkageError(f"The results directory {str(folder)!r} does not exist.")
-    csv = folder / RESULTS_FILE
-    if not csv.is_file():
+    try:
+        if not os.path.isdir(folder):
+            os.stat(folder)
+            raise ShrinkageError(f"The results directory '{folder}' is not a directory.")
+    except OSError as err:
         raise ShrinkageError(
-            f"The results directory {str(folder)!r} has no {RESULTS_FILE}; "
+            f"The results directory '{folder}' {path_problem(folder, err)}."
+        ) from None
+    csv = folder / RESULTS_FILE
+    if not os.path.lexists(csv):
+        raise ShrinkageError(
+            f"The results directory '{folder}' has no {RESULTS_FILE}; "
             "run 'shrinkage tune' to create it."
         )
-    frame = as_results_frame(pd.read_csv(csv))
+    check_input_file(csv, "The results file")
+    frame = _read_results(csv)
     inputs = ReportInputs(results=frame)
     if (folder / MODEL_DIR).is_dir():
         inputs.estimator = _load_estimator(folder / MODEL_DIR)
     meta_path = folder / METADATA_FILE
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ShrinkageError(f"The file {str(meta_path)!r} is not valid JSON: {err}.") from None
-        inputs.data = dict(meta.get("data") or {})
-        inputs.search_space = dict(meta.get("search_space") or {})
-        inputs.title = str(meta.get("title") or inputs.title)
-        if isinstance(meta.get("best_index"), int) and 0 <= meta["best_index"] < len(frame):
-            inputs.chosen_index = meta["best_index"]
-        if isinstance(meta.get("activations"), list):
-            inputs.activations = meta["activations"]
-        points = meta.get("points")
-        if points:
-            X = np.asarray(points["X"], dtype=float)
-            columns = points.get("columns")
-            inputs.X = pd.DataFrame(X, columns=columns) if columns else X
-            inputs.y = None if points.get("y") is None else np.asarray(points["y"])
-    if (folder / BASELINE_FILE).is_file():
-        from safetensors.numpy import load_file
-
-        inputs.baseline = load_file(str(folder / BASELINE_FILE))
+    if os.path.lexists(meta_path):
+        _read_metadata(meta_path, inputs, len(frame))
+    baseline = folder / BASELINE_FILE
+    if os.path.lexists(baseline):
+        inputs.baseline = _read_baseline(baseline)
     return inputs
 
 

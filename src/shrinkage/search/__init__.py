@@ -47,7 +47,12 @@ from shrinkage.search._candidates import (
     SearchData,
     run_chunk,
 )
-from shrinkage.search._checkpoint import chunk_path, read_chunk, run_chunks
+from shrinkage.search._checkpoint import (
+    chunk_path,
+    is_checkpoint_file,
+    read_chunk,
+    run_chunks,
+)
 from shrinkage.search._cv import SearchCV, SearchSetup
 from shrinkage.search._distributed import connect
 from shrinkage.search._grid import default_strengths
@@ -67,6 +72,7 @@ __all__ = [
     "SearchSetup",
     "chunk_layout",
     "chunk_path",
+    "is_checkpoint_file",
     "connect",
     "default_strengths",
     "mark_failures",

@@ -25,6 +25,7 @@ from shrinkage.search.engine import (
     per_layer_strengths,
     predict_stack,
 )
+from shrinkage.training import DIVERGENCE_FACTOR
 
 # --------------------------------------------------------------------------- chunk data
 
@@ -143,7 +144,8 @@ class ChunkResult:
         rows: one dict of plain Python values per candidate: ``candidate``, ``config``,
             ``fold``, ``stage``, ``test_score``, ``train_score``, ``test_loss_score`` (the
             negative validation log loss or MSE: it breaks ties between scores at a rung),
-            ``fit_time``, ``score_time``, ``diverged``, ``epochs`` (trained), ``rung``
+            ``fit_time``, ``score_time``, ``diverged``, ``reason`` (why it diverged, or
+            ""), ``epochs`` (trained), ``rung``
             (successive halving only), ``weight_l2_layer{i}``, ``sparsity_layer{i}``.
         states: each candidate's final weights ``{name: array}`` (when asked for).
     """
@@ -212,6 +214,7 @@ class ChunkRun:
         if start == 0:
             for k, spec in enumerate(specs):
                 if spec.init is not None:
+                    _check_init(stack, spec)
                     stack.load_state(k, {n: torch.as_tensor(v) for n, v in spec.init.items()})
         n_layers = stack.n_layers
         strengths = [s.strengths(n_layers) for s in specs]
@@ -246,6 +249,12 @@ class ChunkRun:
                 self.trainer.load_state(k, spec.init)
         #: seconds spent training, per candidate, since the last :meth:`score`
         self.fit_time = 0.0
+        # Where each candidate starts: what a diverged one is measured against.
+        self._l1, self._l2 = l1, l2
+        index, train_mask, _ = self._rows()
+        self._start = _objective(
+            stack, predict_stack(stack, data.X, index), data, train_mask, l1, l2
+        )
 
     @property
     def epoch(self) -> int:
@@ -269,6 +278,8 @@ class ChunkRun:
         positions = [where[i] for i in indices]
         self.trainer.keep(positions)
         self.specs = [self.specs[k] for k in positions]
+        self._start = self._start[positions]
+        self._l1, self._l2 = self._l1[positions], self._l2[positions]
 
     def states(self, full: bool = False) -> list[dict[str, np.ndarray]]:
         """Each candidate's weights ``{name: array}``, or (``full``) its whole training state."""
@@ -282,22 +293,30 @@ class ChunkRun:
             for k in range(len(self.specs))
         ]
 
-    def score(self) -> list[dict[str, Any]]:
-        """One row per candidate (see :class:`ChunkResult`), for the epoch reached."""
-        data, specs, stack = self.data, self.specs, self.stack
+    def _rows(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Each candidate's source rows of ``data.X`` ``(K, n)``, and its train and test masks."""
+        data, specs = self.data, self.specs
         device = torch.device(data.device)
-        started = time.perf_counter()
         n = data.n_rows
         base = torch.arange(n, device=device)
         index = torch.stack([base + data.offset(s.fold) for s in specs])
-        outputs = predict_stack(stack, data.X, index)
         test_mask = torch.zeros((len(specs), n), dtype=torch.bool, device=device)
         train_mask = torch.zeros_like(test_mask)
         for k, spec in enumerate(specs):
             train, test = data.folds[spec.fold]
             train_mask[k, torch.as_tensor(train, device=device)] = True
             test_mask[k, torch.as_tensor(test, device=device)] = True
-        diverged = _diverged(stack)
+        return index, train_mask, test_mask
+
+    def score(self) -> list[dict[str, Any]]:
+        """One row per candidate (see :class:`ChunkResult`), for the epoch reached."""
+        data, specs, stack = self.data, self.specs, self.stack
+        started = time.perf_counter()
+        index, train_mask, test_mask = self._rows()
+        outputs = predict_stack(stack, data.X, index)
+        end = _objective(stack, outputs, data, train_mask, self._l1, self._l2)
+        reasons = _divergence(stack, self._start, end, _zero_loss(data, train_mask))
+        diverged = np.array([bool(r) for r in reasons])
         test_scores = scores(outputs, data.y, test_mask, data.scoring, data.settings)
         train_scores = scores(outputs, data.y, train_mask, data.scoring, data.settings)
         loss_scoring = (
@@ -327,6 +346,7 @@ class ChunkRun:
                 "fit_time": fit_time,
                 "score_time": score_time,
                 "diverged": bool(diverged[k]),
+                "reason": reasons[k],
                 "epochs": self.epoch,
             }
             if spec.rung is not None:
@@ -377,12 +397,73 @@ def _tile(y: Tensor, per_fold: bool, n_folds: int) -> Tensor:
     return y.repeat(n_folds) if per_fold else y
 
 
-def _diverged(stack: StackedMLP | StackedModule) -> np.ndarray:
-    """Candidates whose weights are no longer finite."""
+def _check_init(stack: StackedMLP | StackedModule, spec: CandidateSpec) -> None:
+    """Warm-start weights must have the network's names and shapes: ``copy_`` would
+    broadcast a smaller tensor silently."""
+    wanted = {n: tuple(t.shape[1:]) for n, t in zip(stack.names, stack.tensors)}
+    given = {n: tuple(np.shape(v)) for n, v in spec.init.items()}
+    if given != wanted:
+        raise ShrinkageError(
+            f"The warm-start weights of candidate {spec.index} (from a checkpoint) do not fit "
+            f"the network: it needs {wanted}, they have {given}; remove the checkpoint files "
+            "to train again."
+        )
+
+
+@torch.no_grad()
+def _objective(
+    stack: StackedMLP | StackedModule,
+    outputs: Tensor,
+    data: SearchData,
+    train_mask: Tensor,
+    l1: Tensor,
+    l2: Tensor,
+) -> np.ndarray:
+    """Each candidate's training objective: mean data loss on its training rows + penalty."""
+    loss = "neg_log_loss" if data.settings.task == CLASSIFICATION else "neg_mean_squared_error"
+    value = -scores(outputs, data.y, train_mask, loss, data.settings)
+    l1, l2 = l1.to(stack.device, torch.float64), l2.to(stack.device, torch.float64)
+    for i, w in enumerate(stack.weights()):
+        flat = w.detach().reshape(stack.k, -1).double()
+        penalty = l1[:, i] * flat.abs().sum(dim=1) + l2[:, i] * flat.square().sum(dim=1)
+        value = value + penalty.cpu().numpy()
+    return value
+
+
+def _zero_loss(data: SearchData, train_mask: Tensor) -> np.ndarray:
+    """The loss of an all-zero output on each candidate's training rows."""
+    settings = data.settings
+    if settings.task == CLASSIFICATION:
+        return np.full(len(train_mask), math.log(max(settings.n_classes or 2, 2)))
+    m = train_mask.double()
+    squares = (data.y.double().square().unsqueeze(0) * m).sum(dim=1)
+    return (squares / m.sum(dim=1).clamp_min(1)).cpu().numpy()
+
+
+def _divergence(
+    stack: StackedMLP | StackedModule, start: np.ndarray, end: np.ndarray, zero: np.ndarray
+) -> list[str]:
+    """Why each candidate diverged ("" when it did not): weights that are no longer finite,
+    or an objective above :data:`~shrinkage.training.DIVERGENCE_FACTOR` times its
+    reference (its objective where this run started, or the loss of an all-zero output if
+    larger), as :func:`~shrinkage.training.fit_model` judges a single fit."""
     bad = torch.zeros(stack.k, dtype=torch.bool, device=stack.device)
     for t in stack.tensors:
         bad |= ~torch.isfinite(t.detach().reshape(stack.k, -1)).all(dim=1)
-    return bad.cpu().numpy()
+    nonfinite = bad.cpu().numpy()
+    reference = np.where(np.isfinite(start), np.maximum(start, zero), zero)
+    reasons = []
+    for k in range(stack.k):
+        if nonfinite[k] or not np.isfinite(end[k]):
+            reasons.append("loss became NaN/inf")
+        elif reference[k] > 0 and end[k] > DIVERGENCE_FACTOR * reference[k]:
+            reasons.append(
+                f"loss rose from {reference[k]:.4g} to {end[k]:.4g}, over "
+                f"{DIVERGENCE_FACTOR:g} times its start"
+            )
+        else:
+            reasons.append("")
+    return reasons
 
 
 @torch.no_grad()

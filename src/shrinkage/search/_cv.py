@@ -26,6 +26,7 @@ from shrinkage._validation import (
     check_choice,
     check_int,
     check_random_state,
+    check_threads,
 )
 from shrinkage.errors import ShrinkageError, check_device
 from shrinkage.models import placement_layers
@@ -291,7 +292,7 @@ class SearchCV(BaseEstimator):
         """
         previous_threads = torch.get_num_threads()
         if self.n_threads is not None:
-            torch.set_num_threads(check_int(self.n_threads, "n_threads", 1))
+            torch.set_num_threads(check_threads(self.n_threads))
         self._on_chunk = on_chunk
         try:
             return self._fit(X, y, progress)
@@ -328,6 +329,8 @@ class SearchCV(BaseEstimator):
         if self.refine_epochs is not None:
             check_int(self.refine_epochs, "refine_epochs", 1)
         check_int(self.verbose, "verbose", 0)
+        if self.n_threads is not None:
+            check_threads(self.n_threads)
         device = check_device(self.device)
         per_layer = check_bool(self.per_layer, "per_layer")
         halving = per_layer if self.halving is None else check_bool(self.halving, "halving")
@@ -441,7 +444,7 @@ class SearchCV(BaseEstimator):
             X=X_checked,
             y=y_values,
             classes=classes,
-            fingerprint=fingerprint(data, digest_of, seeds),
+            fingerprint=fingerprint(data, digest_of, seeds, X=X_checked, y=y_values),
             stages=stages,
             rungs=rungs,
             halving_factor=factor,

@@ -23,9 +23,13 @@ from shrinkage._names import (
     SCORINGS,
 )
 from shrinkage._validation import as_list, unique
-from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
+from shrinkage.errors import MAX_STRENGTH, ShrinkageError, check_strength, did_you_mean
 
 __all__ = ["Grid", "check_scoring", "default_strengths", "make_folds", "make_grid"]
+
+
+#: The most strengths a generated grid may hold.
+MAX_GRID = 10_000
 
 
 def default_strengths(low: float = 1e-6, high: float = 1.0, per_decade: int = 2) -> np.ndarray:
@@ -45,10 +49,14 @@ def default_strengths(low: float = 1e-6, high: float = 1.0, per_decade: int = 2)
         ShrinkageError: bounds that are not positive and ordered, or ``per_decade < 1``.
     """
     for name, value in (("grid_min", low), ("grid_max", high)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not 0 < value <= MAX_STRENGTH
+        ):
             raise ShrinkageError(
-                f"The '{name}' parameter must be a float in the range (0, inf). Got {value!r} "
-                "instead."
+                f"The '{name}' parameter must be a float in the range (0, {MAX_STRENGTH:g}]. "
+                f"Got {value!r} instead."
             )
     if high < low:
         raise ShrinkageError(
@@ -62,6 +70,11 @@ def default_strengths(low: float = 1e-6, high: float = 1.0, per_decade: int = 2)
         )
     lo, hi = math.log10(low), math.log10(high)
     n = int(math.floor((hi - lo) * per_decade + 1e-9)) + 1
+    if n > MAX_GRID:
+        raise ShrinkageError(
+            f"The grid from grid_min={low!r} to grid_max={high!r} at per_decade={per_decade} "
+            f"would hold {n} strengths; at most {MAX_GRID} are searched. Narrow it."
+        )
     grid = 10.0 ** (lo + np.arange(n) / per_decade)
     return np.unique(np.append(grid, high) if not np.isclose(grid[-1], high) else grid)
 

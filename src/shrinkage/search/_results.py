@@ -21,7 +21,8 @@
 * ``weight_l2_layer{i}``: the Frobenius norm ``||W_i||`` of penalizable weight
   ``i`` after training, and ``sparsity_layer{i}``: its fraction of exact zeros,
   each the mean over splits;
-* ``n_diverged``: splits whose weights became non-finite;
+* ``n_diverged``: splits that diverged (loss or weights NaN/inf, or a final training
+  objective over :data:`~shrinkage.training.DIVERGENCE_FACTOR` times its start);
 * ``status``: ``"failed"`` when a split diverged, else ``"ok"``, and
   ``failure``: why, with the strength and learning rate
   (:func:`mark_failures`); a table written while the search still runs
@@ -118,6 +119,7 @@ def aggregate(
     fit_time = np.full((n, n_splits), np.nan)
     score_time = np.full((n, n_splits), np.nan)
     diverged = np.zeros(n, dtype=np.int64)
+    reasons = [""] * n
     norms = np.full((n_layers, n, n_splits), np.nan)
     sparsity = np.full((n_layers, n, n_splits), np.nan)
     for r in rows:
@@ -125,6 +127,8 @@ def aggregate(
         test[c, f], train[c, f] = r["test_score"], r["train_score"]
         fit_time[c, f], score_time[c, f] = r["fit_time"], r["score_time"]
         diverged[c] += int(r["diverged"])
+        if r["diverged"] and not reasons[c]:
+            reasons[c] = str(r.get("reason") or "")
         for i in range(n_layers):
             norms[i, c, f] = r[f"weight_l2_layer{i}"]
             sparsity[i, c, f] = r[f"sparsity_layer{i}"]
@@ -156,6 +160,7 @@ def aggregate(
         out[f"weight_l2_layer{i}"] = norms[i].mean(axis=1)
         out[f"sparsity_layer{i}"] = sparsity[i].mean(axis=1)
     out["n_diverged"] = diverged
+    out["failure"] = np.array(reasons, dtype=object)  # the first reason; see mark_failures
     return out
 
 
@@ -176,7 +181,8 @@ def choose(results: dict[str, np.ndarray], rows: np.ndarray, one_se: bool) -> in
     strength = total_strength(results)[rows]
     if np.all(np.isnan(mean)):
         raise ShrinkageError(
-            "Every candidate of the search diverged (non-finite weights); lower the learning "
+            "Every candidate of the search diverged (its loss became NaN/inf or exploded); "
+            "lower the learning "
             "rate or the strengths."
         )
     filled = np.where(np.isnan(mean), -np.inf, mean)
@@ -197,11 +203,13 @@ def mark_failures(
 ) -> dict[str, np.ndarray]:
     """Add ``status`` and ``failure`` columns to a ``cv_results_`` table, in place.
 
-    A configuration with ``n_diverged > 0`` is ``"failed"``: its loss became NaN/inf (its
-    weights are no longer finite) in that many splits, and ``failure`` says so with its
-    strength and the learning rate; the search goes on with the others. A configuration
-    with fewer finished splits than the table has (``done_splits``) is ``"pending"``;
-    every other one is ``"ok"``, with an empty ``failure``.
+    A configuration with ``n_diverged > 0`` is ``"failed"``: its loss became NaN/inf or rose
+    far above its start (see :func:`~shrinkage.search.run_chunk`) in that many splits, and
+    ``failure`` says so, with the first split's reason, its strength and the learning
+    rate; the search goes on with the others. A configuration with fewer finished splits
+    than the table has (``done_splits``) is ``"pending"``; every other one is ``"ok"``,
+    with an empty ``failure``. ``results`` may hold a ``failure`` column of reasons (as
+    :func:`aggregate` makes it); it is replaced.
 
     Args:
         results: the table (``param_strength``, ``n_diverged``, ``split{i}_test_score``).
@@ -213,6 +221,7 @@ def mark_failures(
     """
     n_splits = sum(1 for key in results if key.startswith("split") and key.endswith("test_score"))
     diverged = np.asarray(results["n_diverged"])
+    reasons = results.pop("failure", [""] * len(diverged))
     status, failure = [], []
     per_layer = results.get("param_layer_penalties")
     for i, strength in enumerate(results["param_strength"]):
@@ -220,8 +229,9 @@ def mark_failures(
             status.append("failed")
             what = f"strength={strength:g}" if per_layer is None else f"layers {per_layer[i]}"
             failure.append(
-                f"diverged in {diverged[i]} of {n_splits} splits (loss became NaN/inf) with "
-                f"{what}, learning_rate={learning_rate:g}"
+                f"diverged in {diverged[i]} of {n_splits} splits "
+                f"({reasons[i] or 'loss became NaN/inf'}) with {what}, "
+                f"learning_rate={learning_rate:g}"
             )
         elif done_splits is not None and done_splits[i] < n_splits:
             status.append("pending")
