@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     epochs, seeds = (1, [0]) if args.quick else (40, [0, 1, 2])
     l2_grid = [0.0, 1e-3] if args.quick else [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
-    gl_grid = [1e-2] if args.quick else [2e-3, 5e-3, 1e-2, 2e-2]
+    gl_grid = [1e-3] if args.quick else [2e-4, 5e-4, 1e-3, 2e-3]
     data = digits(images=True)
     n_val = len(data["y_val"])
     started = time.perf_counter()

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     epochs = 1 if args.quick else 40
-    grid = [0.0, 1e-2] if args.quick else [0.0, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2]
+    grid = [0.0, 1e-3] if args.quick else [0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3]
     repeats_batch, repeats_one = (5, 20) if args.quick else (200, 2000)
     seeds = [0] if args.quick else [0, 1]
     started = time.perf_counter()

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     print(f"digits, 64 -> 128 ReLU -> 10, Adam(3e-3), batches of 32, {epochs} epochs, Lightning")
     l2 = ShrinkageCallback({"*": L2(1e-3)}, mode="loss")
-    l1 = ShrinkageCallback({"*": L1(1e-1)}, mode="proximal")
+    l1 = ShrinkageCallback({"*": L1(3e-4)}, mode="proximal")
     with tempfile.TemporaryDirectory() as scratch:
         logdir = args.logdir or scratch
         rows = [

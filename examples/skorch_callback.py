@@ -108,11 +108,11 @@ def main(argv: list[str] | None = None) -> dict:
     train = data["X_train"], data["y_train"]
     plain = make_net(NeuralNetClassifier, None, epochs).fit(*train)
     # Outside loss mode any skorch net will do.
-    lasso = make_net(NeuralNetClassifier, Shrinkage({"*": L1(0.1)}, "proximal"), epochs)
+    lasso = make_net(NeuralNetClassifier, Shrinkage({"*": L1(3e-4)}, "proximal"), epochs)
     rows = [
         weight_row("none", plain, data),
         weight_row(f"{best_plan!r}, loss (CV)", search.best_estimator_, data),
-        weight_row("L1(0.1), proximal", lasso.fit(*train), data),
+        weight_row("L1(3e-4), proximal", lasso.fit(*train), data),
     ]
     print()
     print(

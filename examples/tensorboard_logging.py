@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--logdir", help="where the event file goes (default: a temporary folder)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    epochs, strength = (3 if args.quick else 30), 1e-2
+    epochs, strength = (3 if args.quick else 30), 1e-3
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         logdir = args.logdir or scratch

@@ -517,6 +517,18 @@ def test_demo_command_prints_the_table(capsys, tmp_path):
         assert text in out
 
 
+def test_demo_writes_its_report_into_a_directory_it_creates(capsys, tmp_path):
+    """A fresh machine has no shrinkage-demo/ yet (it crashed at the very end before)."""
+    target = tmp_path / "new" / "shrinkage-demo"
+    code, out, err = run(["demo", "--epochs", "3", "--quiet", "-o", str(target)], capsys)
+    assert code == 0 and err == "" and (target / "report.html").is_file()
+    afile = tmp_path / "a-file"
+    afile.write_text("mine")
+    code, out, err = run(["demo", "--epochs", "3", "--quiet", "-o", str(afile)], capsys)
+    assert code == 2 and afile.read_text() == "mine" and "is a file" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_demo_rows_and_conventions():
     configs = [
         *baseline_configs(),

@@ -1,16 +1,22 @@
 """The conventions table of the README ("The conventions, spelled out"), one test per row.
 
-| writing                  | means                                 | gradient of the term |
-|--------------------------|---------------------------------------|----------------------|
-| ``L2(l2)`` (Keras)       | ``l2 * sum(w**2)`` added to mean loss | ``2 * l2 * w``       |
-| ``L1(l1)`` (Keras)       | ``l1 * sum(|w|)``                     | ``l1 * sign(w)``     |
-| course lambda, m samples | ``(lambda / 2m) * sum(w**2)``         | ``(lambda / m) * w`` |
-| scikit-learn MLP alpha   | ``(alpha / 2n) * sum(w**2)``          | ``(alpha / n) * w``  |
-| torch ``weight_decay``   | gradient ``+ wd * w``: ``(wd/2) Σw²`` | ``wd * w``           |
+| writing                      | on our mean loss                                            |
+|------------------------------|-------------------------------------------------------------|
+| ``L2(l2)`` (Keras)           | ``l2 * sum(w**2)``, gradient ``2 * l2 * w``                 |
+| ``L1(l1)`` (Keras)           | ``l1 * sum(|w|)``, gradient ``l1 * sign(w)``                |
+| ``L1L2(l1, l2)`` (Keras)     | ``ElasticNet(l1, l2)`` (the same class)                     |
+| course lambda, m samples     | ``L2(lambda / 2m)``                                         |
+| sklearn MLPClassifier alpha  | ``L2(alpha / 2n)``                                          |
+| sklearn MLPRegressor alpha   | ``L2(alpha / n)`` on MSE (sklearn's loss is half the MSE)   |
+| sklearn ``Ridge(alpha)``     | ``L2(alpha / n)``                                           |
+| sklearn ``ElasticNet(a, r)`` | ``L1(2 a r) + L2(a (1 - r))``                               |
+| sklearn L1 ``Logistic(C)``   | ``L1(1 / (C n))``                                           |
+| torch ``weight_decay``       | ``L2(wd / 2)``                                              |
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -21,12 +27,16 @@ from torch import nn
 
 from shrinkage import (
     L1,
+    L1L2,
     L2,
+    ElasticNet,
     Plan,
     Regularizer,
+    ShrinkageError,
     from_course,
     from_sklearn_alpha,
     from_torch_weight_decay,
+    get_penalty,
 )
 
 
@@ -225,3 +235,157 @@ def test_torch_weight_decay_is_l2_of_half_wd_in_gradient_mode(name, make, wd):
     train(ours, opt)
     for a, b in zip(ours.parameters(), reference.parameters()):
         assert torch.equal(a, b)
+
+
+# --- scikit-learn's linear models (issue #11): each row against the real estimator ------------
+
+
+@functools.cache
+def diabetes_standardized():
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    return (x - x.mean(0)) / x.std(0), (y - y.mean()) / y.std()
+
+
+@functools.cache
+def breast_cancer_standardized():
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    return (x - x.mean(0)) / x.std(0), y.astype(float)
+
+
+def kkt_residual(x, y, coef, intercept, penalty, loss):
+    """How far (coef, intercept) is from optimal for mean ``loss`` + ``penalty``: the largest
+    of |d/db|, the stationarity violation on the nonzero coefficients, and (for L1) how far
+    a zero coefficient's gradient exceeds the L1 strength. A wrong conversion factor leaves
+    a residual of the order of the penalty's gradient."""
+    w = torch.from_numpy(np.asarray(coef, dtype=np.float64)).requires_grad_(True)
+    b = torch.tensor(float(intercept), dtype=torch.float64, requires_grad=True)
+    z = torch.from_numpy(x) @ w + b
+    target = torch.from_numpy(y)
+    if loss == "mse":
+        data = nn.functional.mse_loss(z, target)
+    else:
+        data = nn.functional.binary_cross_entropy_with_logits(z, target)
+    gw, gb = torch.autograd.grad(data, (w, b))
+    l1 = getattr(penalty, "l1", 0.0)
+    l2 = getattr(penalty, "l2", 0.0)
+    g = gw + 2 * l2 * w.detach()
+    nonzero = w.detach() != 0
+    stationarity = (g[nonzero] + l1 * torch.sign(w.detach()[nonzero])).abs().max()
+    zeros = g[~nonzero].abs().max() - l1 if bool((~nonzero).any()) else torch.tensor(-1.0)
+    return max(abs(float(gb)), float(stationarity), float(zeros))
+
+
+def test_sklearn_ridge_alpha_is_l2_alpha_over_n():
+    """``Ridge(alpha)``: ``||y - Xw - b||**2 + alpha ||w||**2`` (a sum, no 1/n) = n times
+    ``MSE + L2(alpha / n)``."""
+    from sklearn.linear_model import Ridge
+
+    x, y = diabetes_standardized()
+    alpha = 25.0
+    ridge = Ridge(alpha=alpha, solver="cholesky").fit(x, y)
+    penalty = L2(alpha / len(x))
+    assert kkt_residual(x, y, ridge.coef_, ridge.intercept_, penalty, "mse") < 1e-12
+    wrong = L2(alpha / (2 * len(x)))
+    assert kkt_residual(x, y, ridge.coef_, ridge.intercept_, wrong, "mse") > 1e-3
+
+
+def test_sklearn_elastic_net_is_l1_2_alpha_r_plus_l2_alpha_1_minus_r():
+    """``ElasticNet(alpha, l1_ratio=r)``: ``(1/2n)||r||**2 + alpha r ||w||_1 +
+    (alpha (1 - r) / 2) ||w||**2`` = half of ``MSE + L1(2 alpha r) + L2(alpha (1 - r))``."""
+    from sklearn.linear_model import ElasticNet as SkElasticNet
+
+    x, y = diabetes_standardized()
+    alpha, ratio = 0.05, 0.3
+    model = SkElasticNet(alpha=alpha, l1_ratio=ratio, tol=1e-14, max_iter=10**6).fit(x, y)
+    assert (model.coef_ == 0).any() and (model.coef_ != 0).any()
+    penalty = L1L2(l1=2 * alpha * ratio, l2=alpha * (1 - ratio))
+    assert kkt_residual(x, y, model.coef_, model.intercept_, penalty, "mse") < 1e-9
+    wrong = L1L2(l1=alpha * ratio, l2=alpha * (1 - ratio) / 2)
+    assert kkt_residual(x, y, model.coef_, model.intercept_, wrong, "mse") > 1e-3
+
+
+def test_sklearn_l1_logistic_regression_c_is_l1_one_over_c_n():
+    """``LogisticRegression(penalty="l1", C)``: ``C sum log-loss + ||w||_1`` = ``C n`` times
+    ``mean log-loss + L1(1 / (C n))`` (saga: liblinear would penalize the intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = breast_cancer_standardized()
+    c = 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # penalty= is deprecated in favour of l1_ratio=1
+        model = LogisticRegression(
+            penalty="l1", C=c, solver="saga", tol=1e-13, max_iter=200_000
+        ).fit(x, y)
+    coef, intercept = model.coef_.ravel(), model.intercept_[0]
+    assert (coef == 0).sum() > 10
+    penalty = L1(1 / (c * len(x)))
+    assert kkt_residual(x, y, coef, intercept, penalty, "log_loss") < 1e-9
+    assert kkt_residual(x, y, coef, intercept, L1(1 / c), "log_loss") > 1e-3
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 0.5, 3.0])
+def test_sklearn_mlp_regressor_alpha_on_our_mse_is_l2_alpha_over_n(alpha):
+    """sklearn's regressor minimizes ``0.5 * MSE + (alpha / 2n) sum W**2`` = half of
+    ``MSE + L2(alpha / n)``: one sklearn SGD step of ``lr`` is one step of ``lr / 2`` on our
+    MSE with ``from_sklearn_alpha(alpha, n, "regression")``."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 4))
+    y = x @ rng.normal(size=4) + 0.1 * rng.normal(size=20)
+    n = len(x)
+    estimator = MLPRegressor(alpha=alpha, batch_size=n, **SKLEARN_SGD)
+    (c1, b1), (c2, b2), _ = sklearn_two_steps(estimator, x, y)
+    model = torch_mlp_from(c1, b1)
+    opt = torch.optim.SGD(model.parameters(), lr=SKLEARN_SGD["learning_rate_init"] / 2)
+    penalty = from_sklearn_alpha(alpha, n, "regression")
+    assert penalty == L2(alpha / n)
+    Regularizer(model, penalty, "gradient").attach(opt)
+    nn.functional.mse_loss(model(torch.from_numpy(x)).squeeze(1), torch.from_numpy(y)).backward()
+    opt.step()
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    for linear, c, b in zip(linears, c2, b2):
+        np.testing.assert_allclose(linear.weight.detach().numpy(), c.T, atol=1e-10, rtol=0)
+        np.testing.assert_allclose(linear.bias.detach().numpy(), b, atol=1e-10, rtol=0)
+
+
+def test_the_regressor_alpha_gives_ridge_alpha_not_ridge_half_alpha():
+    """A linear model on ``MSE + from_sklearn_alpha(alpha, n, "regression")`` is
+    ``Ridge(alpha)``: sklearn's objective, not half its penalty."""
+    from sklearn.linear_model import Ridge
+
+    x, y = diabetes_standardized()
+    alpha = 40.0
+    ridge = Ridge(alpha=alpha, solver="cholesky").fit(x, y)
+    penalty = from_sklearn_alpha(alpha, len(x), "regression")
+    assert kkt_residual(x, y, ridge.coef_, ridge.intercept_, penalty, "mse") < 1e-12
+    with pytest.raises(ShrinkageError, match="The 'task' parameter must be 'classification'"):
+        from_sklearn_alpha(alpha, len(x), "regressor")
+
+
+def test_l1l2_is_keras_name_for_elastic_net():
+    assert L1L2 is ElasticNet
+    assert get_penalty("l1l2") == ElasticNet() and get_penalty("L1L2") == ElasticNet()
+    w = torch.tensor([[0.5, -1.5], [2.0, 0.0]], dtype=torch.float64)
+    expected = 0.1 * w.abs().sum() + 0.2 * (w**2).sum()
+    assert L1L2(l1=0.1, l2=0.2).value(w).item() == pytest.approx(expected.item(), rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    "count",
+    [35, 35.0, np.int64(35), np.int32(35), np.uint16(35), torch.tensor(35), np.float64(35)],
+    ids=["int", "float", "np.int64", "np.int32", "np.uint16", "torch", "np.float64"],
+)
+def test_counts_may_be_numpy_and_torch_integers(count):
+    assert from_course(0.7, count) == L2(0.01)
+    assert from_sklearn_alpha(0.7, count) == L2(0.01)
+
+
+@pytest.mark.parametrize(
+    "count", [0, -3, True, np.int64(0), "35", np.array([35]), torch.tensor([35]), None]
+)
+def test_bad_counts_are_refused_in_one_line(count):
+    with pytest.raises(ShrinkageError, match=r"^The 'm' parameter must be a count >= 1\. Got "):
+        from_course(0.7, count)

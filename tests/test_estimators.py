@@ -118,6 +118,17 @@ _BAD_PARAMS = [
         "The 'random_state' parameter must be an integer in "
         "[0, 4294967295], a numpy RandomState or None. Got -1 instead.",
     ),
+    ({"standardize": 1}, "The 'standardize' parameter must be True or False. Got 1 instead."),
+    (
+        {"init": "glorot"},
+        "The 'init' parameter must be one of 'torch', 'glorot_uniform', 'he_uniform'. "
+        "Got 'glorot' instead.",
+    ),
+    (
+        {"learning_rate_schedule": "linear"},
+        "The 'learning_rate_schedule' parameter must be one of 'constant', 'cosine'. "
+        "Got 'linear' instead.",
+    ),
     (
         {"penalty": "exp_abs", "mode": "proximal"},
         "mode='proximal' needs a closed-form "
@@ -406,6 +417,96 @@ def test_linear_l1_proximal_is_lasso_with_alpha_half_strength():
     weight = reg.layer_weights_[0]["weight"][0]
     np.testing.assert_allclose(weight, lasso.coef_, atol=1e-4)
     assert weight[3] == 0.0 and lasso.coef_[3] == 0.0  # an exact zero, as lasso's
+
+
+@pytest.mark.parametrize(
+    ("init", "bound"),
+    [
+        ("glorot_uniform", lambda fan_in, fan_out: (6 / (fan_in + fan_out)) ** 0.5),
+        ("he_uniform", lambda fan_in, fan_out: (6 / fan_in) ** 0.5),
+    ],
+)
+def test_keras_initializations_draw_uniform_weights_and_zero_biases(init, bound):
+    X, y = _classification(n=20)
+    clf = MLPClassifier((300,), init=init, epochs=1, learning_rate=1e-12, random_state=3)
+    clf.fit(X, y)
+    for layer in clf.model_.layers:
+        limit = bound(layer.in_features, layer.out_features)
+        weight = layer.weight.detach()
+        assert float(weight.abs().max()) <= limit
+        if weight.numel() >= 300:  # the spread fills the interval
+            assert float(weight.abs().max()) > 0.95 * limit
+            assert abs(float(weight.std()) - limit / 3**0.5) < 0.05 * limit
+        assert float(layer.bias.detach().abs().max()) < 1e-9  # zero, moved by lr 1e-12 only
+    default = MLPClassifier((300,), epochs=1, learning_rate=1e-12, random_state=3).fit(X, y)
+    assert float(default.model_.layers[0].bias.detach().abs().max()) > 0.1  # torch: U(+-1/sqrt(3))
+
+
+def test_standardize_false_trains_on_the_columns_as_they_are():
+    X, y = _regression()
+    X = X * np.array([1.0, 10.0, 100.0, 0.1]) + 5.0
+    raw = MLPRegressor((), standardize=False, epochs=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(raw.preprocessor_.transform(X), X.astype(np.float32))
+    scaled = MLPRegressor((), epochs=2, random_state=0).fit(X, y)
+    assert abs(scaled.preprocessor_.transform(X).std(0) - 1).max() < 1e-5
+
+
+def test_coef_and_intercept_are_the_linear_model_in_raw_units():
+    """With standardization, a numeric column and a categorical one: predictions are
+    X @ coef_ + intercept_ on the raw values (one-hot columns for the category)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(50, 20, 60),
+            "color": rng.choice(["red", "blue"], 60),
+            "age": rng.normal(3, 0.1, 60),
+        }
+    )
+    y = 0.1 * frame["size"] + (frame["color"] == "red") * 2 - 30 * frame["age"] + 90
+    reg = MLPRegressor((), penalty="none", epochs=20, learning_rate=0.05, random_state=0)
+    reg.fit(frame, y)
+    assert reg.preprocessor_.feature_names_out_ == ["size", "age", "color=blue", "color=red"]
+    design = np.column_stack(
+        [frame["size"], frame["age"], frame["color"] == "blue", frame["color"] == "red"]
+    ).astype(float)
+    assert reg.coef_.shape == (4,) and isinstance(reg.intercept_, float)
+    np.testing.assert_allclose(design @ reg.coef_ + reg.intercept_, reg.predict(frame), rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_a_linear_classifier_has_sklearn_shaped_coef(n_classes):
+    X, y = _classification(n_classes=n_classes)
+    X = X * 7.0 + 2.0
+    clf = MLPClassifier((), epochs=5, random_state=0).fit(X, y)
+    rows = 1 if n_classes == 2 else n_classes
+    assert clf.coef_.shape == (rows, 3) and clf.intercept_.shape == (rows,)
+    logits = X @ clf.coef_.T + clf.intercept_
+    expected = clf._outputs(X).double().numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_coef_is_absent_for_a_network_with_hidden_layers():
+    X, y = _classification()
+    clf = MLPClassifier((4,), epochs=1, random_state=0).fit(X, y)
+    assert not hasattr(clf, "coef_") and not hasattr(clf, "intercept_")
+    with pytest.raises(AttributeError, match=r"hidden_layer_sizes=\(\) \(a linear model\)"):
+        clf.coef_  # noqa: B018
+
+
+def test_a_cosine_schedule_anneals_the_learning_rate_over_the_epochs(monkeypatch):
+    X, y = _regression()
+    seen = []
+    reg = MLPRegressor((), learning_rate_schedule="cosine", epochs=4, random_state=0)
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    reg.fit(X, y)
+    per_epoch = sorted(set(seen), reverse=True)
+    np.testing.assert_allclose(per_epoch, [1e-3, 1e-3 * 0.8535534, 5e-4, 1e-3 * 0.1464466])
 
 
 # --------------------------------------------------------------------------- warm start

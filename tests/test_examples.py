@@ -101,7 +101,7 @@ def test_lightning_callback(example, capsys):
     pytest.importorskip("lightning")
     result = example("lightning_callback").main(["--quick"])
     out = capsys.readouterr().out
-    assert "net.0.weight  (128, 64)  L1       l1=0.1    rule 0 ('*')" in out
+    assert "net.0.weight  (128, 64)  L1       l1=0.0003  rule 0 ('*')" in out
     none, l2, l1 = result["rows"]
     assert [r["label"] for r in result["rows"]] == ["none", "L2 loss", "L1 proximal"]
     # 2 epochs x 17 batches, a row every 5 steps and one at the end: read back from the CSV.

@@ -129,8 +129,10 @@ CONVERSIONS = [
 
 
 def expected_count(value: object) -> float | None:
-    """A count: a finite real number >= 1, not a bool."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float):
+    """A count: a finite real number >= 1, not a bool; a NumPy scalar as the number it holds."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
         number = float(value)

@@ -42,7 +42,7 @@ LAYERS = [
         "shrinkage._progress",
     ),
     ("shrinkage.functional",),
-    ("shrinkage.penalties", "shrinkage.constraints"),
+    ("shrinkage.penalties", "shrinkage.constraints", "shrinkage.steps"),
     ("shrinkage.plan",),
     ("shrinkage.regularizer",),
     ("shrinkage.models",),

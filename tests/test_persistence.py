@@ -61,6 +61,40 @@ def test_classifier_round_trip_gives_identical_predictions(classifier, saved):
         np.testing.assert_array_equal(a["weight"], b["weight"])
 
 
+def test_the_new_parameters_round_trip_and_an_older_model_json_still_loads(tmp_path):
+    """standardize, init and learning_rate_schedule are saved with the parameters; the
+    preprocessor keeps the raw columns; coef_ comes back in raw units."""
+    frame, _ = _frame()
+    y = frame["size"].to_numpy() * 0.3 - frame["age"].to_numpy()
+    reg = MLPRegressor(
+        (),
+        standardize=False,
+        init="glorot_uniform",
+        learning_rate_schedule="cosine",
+        epochs=3,
+        random_state=0,
+    ).fit(frame, y)
+    loaded = load(reg.save(tmp_path / "raw"))
+    assert loaded.get_params() == reg.get_params()
+    params = json.loads((tmp_path / "raw" / "model.json").read_text())["params"]
+    assert (params["standardize"], params["init"], params["learning_rate_schedule"]) == (
+        False,
+        "glorot_uniform",
+        "cosine",
+    )
+    np.testing.assert_array_equal(loaded.predict(frame), reg.predict(frame))
+    np.testing.assert_array_equal(loaded.coef_, reg.coef_)
+    assert loaded.preprocessor_.standardize is False
+    # A model saved before these parameters existed: the defaults apply.
+    config = json.loads((tmp_path / "raw" / "model.json").read_text())
+    for key in ("standardize", "init", "learning_rate_schedule"):
+        del config["params"][key]
+    del config["preprocessor"]["standardize"]
+    (tmp_path / "raw" / "model.json").write_text(json.dumps(config))
+    old = load(tmp_path / "raw")
+    assert (old.standardize, old.init, old.learning_rate_schedule) == (True, "torch", "constant")
+
+
 @pytest.mark.parametrize("labels", [np.array([0, 1, 1, 0] * 5), np.array([True, False] * 10)])
 def test_regressor_and_label_types_round_trip(tmp_path, labels):
     X = np.random.default_rng(0).normal(size=(20, 3))

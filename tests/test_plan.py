@@ -401,3 +401,27 @@ def test_a_rule_matching_only_excluded_parameters_is_not_an_error():
     assert re.fullmatch(
         r"Plan\(\[\('conv\.\*', L2\(l2=0\.1\)\)\]\)", repr(Plan({"conv.*": L2(0.1)}))
     )
+
+
+def test_a_selector_that_matches_only_excluded_parameters_says_why():
+    """``"*bias*"`` selects the biases, which are excluded unless named or included: the
+    rule would penalize nothing (a trap of issue #11, section 3), so it is refused."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 1))
+    with pytest.raises(ShrinkageError) as err:
+        Plan({"*bias*": L2(0.1)}).resolve(model)
+    assert str(err.value) == (
+        "Selector '*bias*' in the plan matches only parameters that are excluded by default: "
+        "0.bias (bias), 1.bias (normalization layer), 2.bias (bias). Name them without a "
+        "wildcard in the last part (e.g. '*.bias'), or pass include_biases=True "
+        "(normalization layers: include_norms=True)."
+    )
+    assert "\n" not in str(err.value)
+    with pytest.raises(ShrinkageError, match=r"^Selector '1\.\*' in the plan matches only"):
+        Plan({"1.*": L2(0.1)}).resolve(model)
+    # what works: including them, or naming them
+    included = Plan({"*bias*": L2(0.1)}, include_biases=True).resolve(model)
+    assert [a.name for a in included if a.penalty is not None] == ["0.bias", "2.bias"]
+    named = Plan({"*.bias": L2(0.1)}).resolve(model)
+    assert [a.name for a in named if a.penalty is not None] == ["0.bias", "1.bias", "2.bias"]
+    # a rule that excludes (None) what is excluded anyway is fine
+    Plan({"*": L2(0.1), "*bias*": None}).resolve(model)

@@ -413,9 +413,11 @@ def test_remove_restores_the_unregularized_optimizer(mode):
     train(reference, torch.optim.SGD(reference.parameters(), lr=0.05))
     for a, b in zip(model.parameters(), reference.parameters()):
         assert torch.equal(a, b)
-    # The activity hook is gone too.
+    # The activity hook is gone too (and the detached regularizer says its weights are not
+    # penalized).
     model(torch.randn(3, 4, dtype=torch.float64))
-    assert reg.loss().item() == 0.0
+    with pytest.warns(UserWarning, match="attached to no optimizer"):
+        assert reg.loss().item() == 0.0
 
 
 def test_detach_stops_the_penalty_midway():
@@ -695,7 +697,8 @@ def test_activity_is_not_recorded_without_grad_and_is_outside_value():
     reg = Regularizer(model, Plan(L2(0.1), activity={nn.Tanh: L2(1.0)}), "gradient")
     with torch.no_grad():
         model(torch.randn(4, 4, dtype=torch.float64))
-    assert reg.loss().item() == 0.0
+    with pytest.warns(UserWarning, match="attached to no optimizer"):
+        assert reg.loss().item() == 0.0
     model(torch.randn(4, 4, dtype=torch.float64))
     assert reg.loss().item() > 0
     assert reg.loss().item() == 0.0  # consumed by the previous call
@@ -782,3 +785,281 @@ def test_loss_mode_may_attach_to_any_optimizer():
         warnings.simplefilter("error")
         reg = Regularizer(mlp(), L2(0.1), "loss").attach(no_param_optimizer())
     assert len(reg._optimizers) == 1
+
+
+# --- closures and LBFGS ---------------------------------------------------------------------
+
+
+def ridge_problem(n=80, d=6, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64) + 0.3 * torch.randn(
+        n, 1, generator=g, dtype=torch.float64
+    )
+    return x, y
+
+
+def ridge_solution(x, y, l2):
+    """argmin mean((x w + b - y)**2) + l2 ||w||**2 (b unpenalized), in closed form."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    n = len(x)
+    return torch.linalg.solve(
+        xc.T @ xc / n + l2 * torch.eye(x.shape[1], dtype=x.dtype), xc.T @ yc / n
+    )
+
+
+def lbfgs_fit(mode, l2, line_search):
+    x, y = ridge_problem()
+    torch.manual_seed(0)
+    model = nn.Linear(6, 1).double()
+    opt = torch.optim.LBFGS(
+        model.parameters(),
+        lr=1,
+        max_iter=100,
+        line_search_fn=line_search,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-14,
+    )
+    reg = Regularizer(model, L2(l2), mode).attach(opt)
+    evaluations = []
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        if mode == "loss":
+            loss = loss + reg.loss()
+        loss.backward()
+        evaluations.append(1)
+        return loss
+
+    returned = [opt.step(closure) for _ in range(5)]
+    return model.weight.detach().clone(), returned, len(evaluations)
+
+
+@pytest.mark.parametrize("line_search", ["strong_wolfe", None])
+def test_lbfgs_gradient_mode_equals_loss_mode_and_is_ridge(line_search):
+    """The penalty goes into every closure evaluation's gradient, and the loss the closure
+    returns is loss + Omega: the line search sees the numbers it sees in loss mode (up to
+    the rounding of a fused multiply-add: ``grad += 2 l2 w`` is one kernel)."""
+    by_loss, loss_returned, _ = lbfgs_fit("loss", 0.05, line_search)
+    by_gradient, gradient_returned, evaluations = lbfgs_fit("gradient", 0.05, line_search)
+    assert evaluations > 10
+    torch.testing.assert_close(by_gradient, by_loss, rtol=1e-10, atol=0)
+    torch.testing.assert_close(
+        torch.stack(gradient_returned), torch.stack(loss_returned), rtol=1e-12, atol=0
+    )
+    x, y = ridge_problem()
+    torch.testing.assert_close(by_gradient.T, ridge_solution(x, y, 0.05), rtol=1e-7, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["decoupled", "proximal"])
+def test_decoupled_and_proximal_refuse_lbfgs_in_one_line(mode):
+    model = nn.Linear(3, 1)
+    with pytest.raises(ShrinkageError) as err:
+        Regularizer(model, L1(0.1), mode).attach(torch.optim.LBFGS(model.parameters()))
+    assert str(err.value) == (
+        f"mode={mode!r} cannot be used with LBFGS: it moves the weights by its own line "
+        "search between closure evaluations; use mode='gradient' or 'loss'."
+    )
+
+
+def test_a_first_order_step_with_a_closure_returns_loss_plus_penalty_in_gradient_mode():
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    reg = Regularizer(model, L2(0.5), "gradient").attach(opt)
+    x, y = data()
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    with torch.no_grad():
+        expected = nn.functional.mse_loss(model(x), y) + reg.value()
+    torch.testing.assert_close(opt.step(closure), expected, rtol=1e-12, atol=0)
+
+
+# --- what decoupled mode solves, and maximize ------------------------------------------------
+
+
+def linear_fit(make_opt, mode, penalty, steps, sign=1.0, x=None, y=None):
+    if x is None:
+        x, y = ridge_problem()
+    model = nn.Linear(x.shape[1], 1).double()
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    opt = make_opt(model.parameters())
+    Regularizer(model, penalty, mode).attach(opt)
+    for _ in range(steps):
+        opt.zero_grad()
+        (sign * nn.functional.mse_loss(model(x), y)).backward()
+        opt.step()
+    return model.weight.detach().T
+
+
+def test_decoupled_under_momentum_solves_the_penalty_times_one_minus_mu():
+    """``w -= lr dOmega`` is not accumulated by momentum, while the data step is
+    ``lr g / (1 - mu)`` at a fixed point: grad f + (1 - mu) dOmega = 0."""
+    x, y = ridge_problem()
+    l2, mu = 0.05, 0.9
+    w = linear_fit(lambda p: torch.optim.SGD(p, lr=0.1, momentum=mu), "decoupled", L2(l2), 800)
+    torch.testing.assert_close(w, ridge_solution(x, y, (1 - mu) * l2), rtol=1e-9, atol=0)
+    assert (w - ridge_solution(x, y, l2)).abs().max() > 1e-2
+
+
+def test_decoupled_under_adam_solves_the_eps_log_barrier_objective():
+    """The fixed point: m_hat / (sqrt(v_hat) + eps) = -dOmega; full batch v_hat = g**2, so
+    g_i = -eps q_i / (1 - |q_i|) with q = 2 l2 w: the minimizer of
+    f(w) + eps sum_i [-|w_i| - log(1 - 2 l2 |w_i|) / (2 l2)]. Checked with a visible eps
+    (0.5); with eps = 1e-8 it is the unregularized minimizer in the box |w| < 1 / (2 l2)."""
+    x, y = ridge_problem()
+    l2, eps = 0.5, 0.5
+    w = linear_fit(
+        lambda p: torch.optim.Adam(p, lr=0.05, eps=eps, betas=(0.9, 0.99)),
+        "decoupled",
+        L2(l2),
+        1500,
+    )
+    a = 2 * l2
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    h, r = 2 * xc.T @ xc / len(x), 2 * xc.T @ yc / len(x)
+    v = torch.zeros(6, 1, dtype=torch.float64)
+    for _ in range(100):  # damped Newton on the convex barrier objective, inside the box
+        g = h @ v - r + eps * a * v / (1 - a * v.abs())
+        hessian = h + torch.diag((eps * a / (1 - a * v.abs()) ** 2).ravel())
+        move = torch.linalg.solve(hessian, g)
+        t = 1.0
+        while bool((a * (v - t * move).abs() >= 1).any()):
+            t /= 2
+        v = v - t * move
+    assert bool((a * v.abs() < 1).all())
+    torch.testing.assert_close(w, v, rtol=1e-4, atol=0)
+    assert (w - ridge_solution(x, y, l2)).abs().max() > 1e-2
+
+
+def test_gradient_mode_under_maximize_ascends_objective_minus_penalty():
+    """Ascending J = -MSE with ``maximize=True``: the penalty's gradient is subtracted, so
+    the fixed point is argmax J - Omega, the ridge solution (adding it would maximize
+    J + Omega: ridge with a negative strength)."""
+    x, y = ridge_problem()
+    make = lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, maximize=True)  # noqa: E731
+    w = linear_fit(make, "gradient", L2(0.2), 1500, sign=-1.0)
+    torch.testing.assert_close(w, ridge_solution(x, y, 0.2), rtol=1e-9, atol=0)
+
+
+# --- the silent traps (issue #11, section 3): each failed before ----------------------------
+
+
+def test_loss_of_an_unattached_regularizer_warns_once_that_it_penalizes_nothing():
+    model = mlp()
+    reg = Regularizer(model, L2(0.1), "gradient")
+    with pytest.warns(UserWarning, match=r"attached to no optimizer.*reg\.attach\(optimizer\)"):
+        assert reg.loss().item() == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.loss()  # once
+        Regularizer(model, L2(0.1), "loss").loss()  # loss mode holds the penalty
+        attached = Regularizer(model, L2(0.1), "proximal")
+        attached.attach(torch.optim.SGD(model.parameters(), lr=0.1)).loss()
+
+
+@pytest.mark.parametrize(
+    ("make", "penalty", "warns"),
+    [
+        (lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=1e-3), L2(0.1), True),
+        (lambda p: torch.optim.AdamW(p, lr=0.1), ElasticNet(0.1, 0.1), True),  # default 0.01
+        (lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0), L2(0.1), False),
+        (lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=1e-3), L1(0.1), False),
+    ],
+    ids=["sgd-l2", "adamw-default-elastic-net", "adamw-zero", "sgd-l1"],
+)
+def test_weight_decay_on_an_l2_penalized_weight_warns_that_it_is_applied_twice(
+    make, penalty, warns
+):
+    model = mlp()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Regularizer(model, penalty, "gradient").attach(make(model.parameters()))
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    if warns:
+        assert len(messages) == 1 and "the penalty is applied twice" in messages[0]
+        assert "0.weight, 2.weight, 4.weight" in messages[0]
+    else:
+        assert messages == []
+
+
+def test_a_torch_compiled_model_is_unwrapped_so_name_based_plans_work():
+    model = mlp()
+    compiled = torch.compile(model, backend="eager")
+    plan = {"*": L2(0.05), "0.weight": L1(0.01)}
+    reg = Regularizer(compiled, plan, "gradient")
+    assert [a.name for a in reg.assignments][:2] == ["0.weight", "0.bias"]
+    assert "0.weight" in str(reg.describe()) and "_orig_mod" not in str(reg.describe())
+    opt = torch.optim.SGD(compiled.parameters(), lr=0.05)
+    reg.attach(opt)
+    train(compiled, opt)
+    reference, _ = run_mode(plan, "gradient", OPTIMIZERS["sgd"])
+    assert_same_params(model, reference, atol=1e-12)
+
+
+def sparse_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Embedding(10, 4, sparse=True), nn.Flatten(), nn.Linear(12, 1)).double()
+
+
+def sparse_train(mode, steps=5):
+    model = sparse_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    reg = Regularizer(model, L2(0.05), mode).attach(opt) if mode != "by hand" else None
+    tokens = torch.tensor([[1, 2, 3], [4, 5, 1]])
+    target = torch.tensor([[1.0], [-1.0]], dtype=torch.float64)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(tokens), target)
+        loss = loss + reg.loss() if mode == "loss" else loss
+        loss.backward()
+        opt.step()
+        if mode == "by hand":  # the proximal step of L2(0.05) after SGD(lr=0.1)
+            with torch.no_grad():
+                model[0].weight.div_(1 + 2 * 0.1 * 0.05)
+                model[2].weight.div_(1 + 2 * 0.1 * 0.05)
+    return model
+
+
+def test_sparse_gradients_work_in_every_mode_but_gradient_which_says_so_in_one_line():
+    with pytest.raises(ShrinkageError) as err:
+        sparse_train("gradient")
+    assert str(err.value) == (
+        "mode='gradient' cannot add the penalty's gradient to the sparse gradient of "
+        "'0.weight' (e.g. Embedding(sparse=True)); use mode='decoupled', 'proximal' or "
+        "'loss' for it."
+    )
+    by_mode = {m: sparse_train(m) for m in ("loss", "decoupled", "proximal", "by hand")}
+    # plain SGD: decoupled is loss mode; proximal is the SGD step then w / (1 + 2 lr l2)
+    assert_same_params(by_mode["decoupled"], by_mode["loss"], atol=1e-12)
+    assert_same_params(by_mode["proximal"], by_mode["by hand"], atol=1e-14)
+    unpenalized = sparse_model()
+    assert not torch.allclose(by_mode["loss"][0].weight, unpenalized[0].weight)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), -1.0, float("inf"), "0.5", None])
+def test_scale_is_validated_like_a_strength(scale):
+    message = r"^The 'scale' parameter must be a finite float in the range \[0, inf\)\. Got "
+    with pytest.raises(ShrinkageError, match=message):
+        Regularizer(mlp(), L2(0.1), "gradient", scale=scale)
+    reg = Regularizer(mlp(), L2(0.1), "gradient")
+    with pytest.raises(ShrinkageError, match=message):
+        reg.scale = scale
+    assert reg.scale == 1.0
+
+
+def test_a_scale_schedule_that_returns_nan_is_refused_at_the_step():
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    Regularizer(model, L2(0.1), "decoupled", scale=lambda step: float("nan")).attach(opt)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ShrinkageError, match=r"^The 'scale\(0\)' parameter must be a finite"):
+        train(model, opt, steps=1)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -55,12 +55,25 @@ def _search(**kw):
     return SearchCV(params.pop("estimator", _estimator()), **params)
 
 
+# The estimator's own options go through the search unchanged: the raw columns (Keras), its
+# initializations, the cosine schedule, and the proximal step of SGD with momentum.
+KERAS_LIKE = {"standardize": False, "init": "glorot_uniform", "learning_rate_schedule": "cosine"}
+
+
 @pytest.mark.parametrize(
-    "optimizer, mode", [("adam", "gradient"), ("sgd", "gradient"), ("adam", "proximal")]
+    "optimizer, mode, extra",
+    [
+        ("adam", "gradient", {}),
+        ("sgd", "gradient", {}),
+        ("adam", "proximal", {}),
+        ("sgd", "proximal", {"init": "he_uniform"}),
+        ("adam", "proximal", KERAS_LIKE),
+    ],
+    ids=["adam-gradient", "sgd-gradient", "adam-proximal", "sgd-proximal-he", "adam-keras-like"],
 )
-def test_each_candidate_equals_the_estimator_fitted_alone_on_its_fold(optimizer, mode):
+def test_each_candidate_equals_the_estimator_fitted_alone_on_its_fold(optimizer, mode, extra):
     X, y = _classification(50, classes=3)
-    estimator = _estimator(optimizer=optimizer, mode=mode)
+    estimator = _estimator(optimizer=optimizer, mode=mode, **extra)
     search = _search(estimator=estimator, kinds=("l2", "l1", "elastic_net"), l1_ratios=(0.3,), cv=3)
     plan = search.prepare(X, y)
     result = run_chunk(plan.data, plan.specs, keep_states=True)
@@ -71,6 +84,7 @@ def test_each_candidate_equals_the_estimator_fitted_alone_on_its_fold(optimizer,
         alone = _estimator(
             optimizer=optimizer,
             mode=mode,
+            **extra,
             penalty=spec.kind,
             strength=spec.strength,
             l1_ratio=spec.l1_ratio,

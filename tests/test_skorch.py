@@ -137,7 +137,7 @@ def test_classifier_log_weights_and_pickle():
         max_epochs=5,
         batch_size=BATCH,
         train_split=None,
-        callbacks=[Shrinkage({"*": L1(0.2)}, "proximal", log_weights=True)],
+        callbacks=[Shrinkage({"*": L1(0.01)}, "proximal", log_weights=True)],
         verbose=0,
     ).fit(X, labels)
     last = net.history[-1]

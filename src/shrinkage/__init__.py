@@ -11,9 +11,10 @@ needed.
 
 The public API is these names and the public submodules, each with an ``__all__``:
 :mod:`~shrinkage.functional`, :mod:`~shrinkage.penalties`, :mod:`~shrinkage.constraints`,
-:mod:`~shrinkage.plan`, :mod:`~shrinkage.regularizer`, :mod:`~shrinkage.models`,
-:mod:`~shrinkage.training`, :mod:`~shrinkage.compact`, :mod:`~shrinkage.estimators`,
-:mod:`~shrinkage.data`, :mod:`~shrinkage.search` (and :mod:`~shrinkage.search.engine`),
+:mod:`~shrinkage.steps`, :mod:`~shrinkage.plan`, :mod:`~shrinkage.regularizer`,
+:mod:`~shrinkage.models`, :mod:`~shrinkage.training`, :mod:`~shrinkage.compact`,
+:mod:`~shrinkage.estimators`, :mod:`~shrinkage.data`, :mod:`~shrinkage.search` (and
+:mod:`~shrinkage.search.engine`),
 :mod:`~shrinkage.analysis`, :mod:`~shrinkage.report`, :mod:`~shrinkage.errors` and the
 ``shrinkage`` command (:mod:`~shrinkage.cli`). Modules whose name starts with an
 underscore are private.
@@ -40,6 +41,7 @@ _EXPORTS = {
     "L2": "shrinkage.penalties",
     "L2SP": "shrinkage.penalties",
     "ElasticNet": "shrinkage.penalties",
+    "L1L2": "shrinkage.penalties",
     "ExpAbs": "shrinkage.penalties",
     "GroupLasso": "shrinkage.penalties",
     "Orthogonal": "shrinkage.penalties",
@@ -103,6 +105,7 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from shrinkage.estimators import MLPClassifier, MLPRegressor, load, save
     from shrinkage.penalties import (
         L1,
+        L1L2,
         L2,
         L2SP,
         ElasticNet,

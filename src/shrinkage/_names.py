@@ -12,7 +12,9 @@ from collections.abc import Sequence
 __all__ = [
     "ACTIVATIONS",
     "CLASSIFICATION",
+    "INITS",
     "KINDS",
+    "LEARNING_RATE_SCHEDULES",
     "MODES",
     "OPTIMIZERS",
     "PENALTY_NAMES",
@@ -46,6 +48,13 @@ ACTIVATIONS = ("relu", "tanh", "logistic", "sigmoid", "gelu", "identity")
 
 #: Optimizers of the estimators and the search (elementwise: stacked candidates stay apart).
 OPTIMIZERS = ("adam", "sgd")
+
+#: Learning-rate schedules over the epochs of a fit (:func:`shrinkage.training.learning_rate_at`).
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+
+#: Weight initializations of the MLP (:func:`shrinkage.models.init_mlp_`): torch's
+#: ``nn.Linear`` default, Keras's ``Dense`` default (zero biases), He's for ReLU networks.
+INITS = ("torch", "glorot_uniform", "he_uniform")
 
 #: Scores of a search; greater is better, as scikit-learn's scorers.
 SCORINGS = (

@@ -5,8 +5,8 @@ minibatch order), so both sides build from the functions here:
 
 * :class:`MLP` — ``layers.0 … layers.{L-1}`` ``nn.Linear`` modules with an activation
   between them; the last layer is the output layer.
-* :func:`init_mlp_` — torch's default ``nn.Linear`` initialization drawn from an explicit
-  ``torch.Generator`` (weight then bias, layer by layer).
+* :func:`init_mlp_` — the initialization (torch's ``nn.Linear`` default, Keras's
+  ``glorot_uniform`` or ``he_uniform``) drawn from an explicit ``torch.Generator``.
 * :func:`placement_plan` — which layers a placement (``all``/``hidden``/``output`` or
   explicit layer indices) regularizes.
 * :func:`epoch_batches` — the minibatch order of one epoch from a generator.
@@ -22,13 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from shrinkage import _names
-from shrinkage._names import PLACEMENTS
+from shrinkage._names import INITS, PLACEMENTS
 from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.penalties import Penalty
 from shrinkage.plan import Plan
 
 __all__ = [
     "ACTIVATIONS",
+    "INITS",
     "MLP",
     "PLACEMENTS",
     "epoch_batches",
@@ -117,16 +118,43 @@ def generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
 
 
 @torch.no_grad()
-def init_mlp_(model: MLP, generator: torch.Generator) -> MLP:
-    """Re-initialize ``model`` in place exactly as ``nn.Linear`` does, from ``generator``.
+def init_mlp_(model: MLP, generator: torch.Generator, init: str = "torch") -> MLP:
+    """Re-initialize ``model`` in place from ``generator``, layer by layer.
 
-    Weight ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (kaiming-uniform with ``a = sqrt(5)``),
-    then bias ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, layer by layer.
+    * ``"torch"``: exactly as ``nn.Linear`` does: weight
+      ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (kaiming-uniform with ``a = sqrt(5)``), then
+      bias ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+    * ``"glorot_uniform"``: Keras's ``Dense`` default: weight
+      ``U(-sqrt(6 / (fan_in + fan_out)), +...)``, bias 0.
+    * ``"he_uniform"``: weight ``U(-sqrt(6 / fan_in), +...)``, bias 0.
+
+    Args:
+        model: the network.
+        generator: the random stream (its state advances).
+        init: one of :data:`INITS`.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        ShrinkageError: an unknown ``init``.
     """
+    if init not in INITS:
+        raise ShrinkageError(
+            f"The 'init' parameter must be one of {', '.join(map(repr, INITS))}. "
+            f"Got {init!r} instead.{did_you_mean(init, INITS)}"
+        )
     for layer in model.layers:
-        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-        bound = 1 / math.sqrt(layer.in_features)
-        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        if init == "torch":
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(layer.in_features)
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+            continue
+        fan_in, fan_out = layer.in_features, layer.out_features
+        fans = fan_in + fan_out if init == "glorot_uniform" else fan_in
+        bound = math.sqrt(6 / fans)
+        nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
+        nn.init.zeros_(layer.bias)
     return model
 
 

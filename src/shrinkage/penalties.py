@@ -10,7 +10,9 @@ Besides the per-tensor ``value`` / ``grad`` / ``prox``, each penalty has list-le
 methods (``add_grad_``, ``decay_``, ``prox_``, ``total``) that the apply modes call once
 per step on all the parameters sharing that penalty; L1, L2 and elastic net call the
 in-place kernels of :mod:`shrinkage.functional.penalties` (fused ``torch._foreach_*``
-ops, optional scratch buffers: see that module).
+ops, optional scratch buffers: see that module). ``prox_`` takes the step the optimizer
+really took, a float or one :class:`~shrinkage.functional.penalties.StepSize` per tensor
+(:mod:`shrinkage.steps`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from torch import Tensor
 from shrinkage._registry import ConfigMixin, Registry
 from shrinkage.errors import ShrinkageError, check_strength
 from shrinkage.functional import penalties as FP
+from shrinkage.functional.penalties import StepSize
 
 __all__ = [
     "Penalty",
     "L1",
     "L2",
     "ElasticNet",
+    "L1L2",
     "ExpAbs",
     "GroupLasso",
     "L2SP",
@@ -44,6 +48,9 @@ __all__ = [
 ]
 
 Refs = Sequence[Tensor | None] | None
+#: The step of a proximal update: one float for every tensor, or one
+#: :class:`~shrinkage.functional.penalties.StepSize` per tensor (``None``: leave it alone).
+Steps = float | Sequence[StepSize | None]
 
 
 class Penalty(ConfigMixin):
@@ -82,8 +89,12 @@ class Penalty(ConfigMixin):
             (grad,) = torch.autograd.grad(self.value(leaf, ref), leaf)
         return grad
 
-    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
-        """``argmin_x step * Omega(x) + 0.5 * ||x - w||^2``."""
+    def prox(self, w: Tensor, step: float | Tensor, ref: Tensor | None = None) -> Tensor:
+        """``argmin_x step * Omega(x) + 0.5 * ||x - w||^2``.
+
+        ``step`` may be a tensor shaped like ``w`` (one step per coordinate): then the
+        operator is taken in the metric ``diag(1 / step)``.
+        """
         raise ShrinkageError(
             f"{type(self).__name__} has no closed-form proximal operator; "
             "use mode='gradient' or mode='decoupled' for it."
@@ -115,12 +126,19 @@ class Penalty(ConfigMixin):
         self.add_grad_(params, [p.detach() for p in params], refs, -lr)
 
     def prox_(
-        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
+        self, params: list[Tensor], refs: Refs, step: Steps, scratch: list[Tensor] | None = None
     ) -> None:
-        """In place: ``params[i] = prox(params[i], step)``."""
+        """In place: ``params[i] = prox(params[i], step_i)``.
+
+        ``step`` is a float, or one :class:`~shrinkage.functional.penalties.StepSize` per
+        tensor (the step the optimizer took, per coordinate; ``None`` leaves the tensor
+        alone).
+        """
         refs = refs or [None] * len(params)
-        for p, r in zip(params, refs):
-            p.copy_(self.prox(p, step, r))
+        steps = _per_tensor_steps(step, len(params))
+        for p, r, s in zip(params, refs, steps):
+            if s is not None:
+                p.copy_(self.prox(p, FP.step_tensor(s), r))
 
     def total(self, params: list[Tensor], refs: Refs) -> Tensor:
         """``sum_i Omega(params[i])`` without building an autograd graph."""
@@ -176,11 +194,32 @@ class _L1L2(Penalty):
         FP.elastic_net_decay_(params, lr * l1, lr * l2, scratch)
 
     def prox_(
-        self, params: list[Tensor], refs: Refs, step: float, scratch: list[Tensor] | None = None
+        self, params: list[Tensor], refs: Refs, step: Steps, scratch: list[Tensor] | None = None
     ) -> None:
-        """Soft-threshold at ``step * l1`` (exact zeros), then divide by ``1 + 2 step l2``."""
+        """Soft-threshold at ``D * l1`` (exact zeros), then divide by ``1 + 2 D l2``.
+
+        ``D`` is the float ``step``, or each tensor's
+        :class:`~shrinkage.functional.penalties.StepSize` (per coordinate):
+        :func:`~shrinkage.functional.penalties.elastic_net_prox_`.
+        """
         l1, l2 = self._l1_l2()
-        FP.elastic_net_prox_(params, step * l1, step * l2, scratch)
+        if not isinstance(step, Sequence):
+            FP.elastic_net_prox_(params, step * l1, step * l2, scratch)
+            return
+        index = [i for i, s in enumerate(step) if s is not None]
+        if len(index) < len(params):
+            params = [params[i] for i in index]
+            scratch = None if scratch is None else [scratch[i] for i in index]
+            step = [step[i] for i in index]
+        sizes: list[StepSize] = list(step)  # type: ignore[arg-type]
+        metric = [None if s.v is None else (s.v, s.eps) for s in sizes]
+        FP.elastic_net_prox_(
+            params,
+            [s.scale * l1 for s in sizes],
+            [s.scale * l2 for s in sizes],
+            scratch,
+            None if all(m is None for m in metric) else metric,
+        )
 
     def total(self, params: list[Tensor], refs: Refs) -> Tensor:
         """``l1 * sum_i ||p_i||_1 + l2 * sum_i ||p_i||^2`` from fused norm kernels."""
@@ -273,7 +312,7 @@ class L2(_L1L2):
 
 
 class ElasticNet(_L1L2):
-    """``l1 * sum(|w|) + l2 * sum(w**2)`` (Keras ``L1L2``).
+    """``l1 * sum(|w|) + l2 * sum(w**2)`` (Keras ``L1L2``; :data:`L1L2` is the same class).
 
     Args:
         l1: L1 strength, ``>= 0``.
@@ -307,6 +346,10 @@ class ElasticNet(_L1L2):
     def get_config(self) -> dict[str, Any]:
         """``{"l1": l1, "l2": l2}``."""
         return {"l1": self.l1, "l2": self.l2}
+
+
+#: Keras's name for :class:`ElasticNet`: ``L1L2(l1=0.01, l2=0.01)``.
+L1L2 = ElasticNet
 
 
 class ExpAbs(Penalty):
@@ -344,6 +387,14 @@ class GroupLasso(Penalty):
     input features / input channels. In ``mode="proximal"`` whole groups become exact
     zeros, which :func:`shrinkage.compact` can then remove.
 
+    The proximal step uses the step the optimizer took: a scalar under SGD (the block
+    soft-threshold), and under Adam, RMSprop or Adagrad, whose step ``D`` differs from
+    coordinate to coordinate, the exact proximal operator in the metric ``diag(1 / D)``
+    (:func:`~shrinkage.functional.penalties.group_lasso_prox`). One scalar step per group
+    (its largest or smallest ``D``) would keep a closed form but has another fixed point:
+    the largest zeroes groups the group lasso keeps, the smallest keeps groups it zeroes,
+    and neither gives the group-lasso coefficients.
+
     Args:
         strength: ``>= 0``.
         groups: ``"rows"`` or ``"columns"``.
@@ -370,8 +421,9 @@ class GroupLasso(Penalty):
         """``strength * sqrt(size_g) * w_g / ||w_g||``, 0 for a zero group."""
         return FP.group_lasso_grad(w, self.strength, self.groups)
 
-    def prox(self, w: Tensor, step: float, ref: Tensor | None = None) -> Tensor:
-        """Block soft-threshold at ``step * strength * sqrt(size_g)``."""
+    def prox(self, w: Tensor, step: float | Tensor, ref: Tensor | None = None) -> Tensor:
+        """Block soft-threshold at ``step * strength * sqrt(size_g)`` (a per-coordinate
+        ``step``: the exact operator in the metric ``diag(1 / step)``)."""
         return FP.group_lasso_prox(w, self.strength, step, self.groups)
 
     def get_config(self) -> dict[str, Any]:
@@ -544,6 +596,21 @@ def deserialize(config: dict[str, Any] | None) -> Penalty | None:
 # --- conversions from other conventions ---------------------------------------------------
 
 
+def _count(value: object, name: str) -> float:
+    """A count ``>= 1``: an int or a float, or a NumPy or torch scalar holding one
+    (``X.shape[0]`` works whatever array it comes from)."""
+    number = value
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        number = value.item()  # type: ignore[union-attr]  # a NumPy scalar, a 0-d tensor
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int | float)
+        or not 1 <= number <= sys.float_info.max  # an int beyond float range compares exactly
+    ):
+        raise ShrinkageError(f"The '{name}' parameter must be a count >= 1. Got {value!r} instead.")
+    return number
+
+
 def from_course(lam: float, m: int) -> L2:
     """The course's ``(lambda / 2m) * sum(w**2)`` added to the mean loss over m examples.
 
@@ -551,35 +618,50 @@ def from_course(lam: float, m: int) -> L2:
 
     Args:
         lam: the course's lambda, ``>= 0``.
-        m: number of training examples the mean loss is taken over (``>= 1``).
+        m: number of training examples the mean loss is taken over (``>= 1``; a NumPy or
+            torch integer too, e.g. ``X.shape[0]``).
 
     Example:
         >>> from_course(0.7, 35)
         L2(l2=0.01)
     """
     lam = check_strength(lam, "lam")
-    if isinstance(m, bool) or not isinstance(m, int | float) or not 1 <= m <= sys.float_info.max:
-        raise ShrinkageError(f"The 'm' parameter must be a count >= 1. Got {m!r} instead.")
+    m = _count(m, "m")
     return L2(lam / 2 / m)  # not / (2 * m): 2 * m may overflow float
 
 
-def from_sklearn_alpha(alpha: float, n_samples: int) -> L2:
-    """scikit-learn ``MLPClassifier/MLPRegressor(alpha=...)``: ``(alpha / 2n) * sum(w**2)``.
+def from_sklearn_alpha(alpha: float, n_samples: int, task: str = "classification") -> L2:
+    """scikit-learn ``MLPClassifier/MLPRegressor(alpha=...)`` as a penalty on our mean loss.
 
-    ``n`` is the number of samples in the batch the loss is averaged over (the batch size
-    for ``solver="sgd"``/``"adam"``, all training rows for ``"lbfgs"``). Gradient
-    ``(alpha / n) * w``; equal to ``L2(alpha / (2n))``.
+    scikit-learn adds ``(alpha / 2n) * sum(W**2)`` to its loss, ``n`` the samples in the
+    batch the loss is averaged over (the batch size for ``solver="sgd"``/``"adam"``, all
+    training rows for ``"lbfgs"``). Its classifier's loss is the mean log-loss, ours too,
+    so the penalty is ``L2(alpha / (2n))`` (gradient ``(alpha / n) * w``). Its regressor's
+    loss is *half* the mean squared error, while :class:`~shrinkage.MLPRegressor` (and
+    ``nn.MSELoss``) minimize the mean squared error itself: the same objective, doubled, is
+    ``MSE + L2(alpha / n)``, which ``task="regression"`` returns. So a linear
+    ``sklearn.neural_network.MLPRegressor(alpha)`` and ``Ridge(alpha)`` solve the same
+    problem as ``MSE + from_sklearn_alpha(alpha, n, "regression")`` (not ``Ridge(alpha/2)``).
+
+    Args:
+        alpha: scikit-learn's ``alpha``, ``>= 0``.
+        n_samples: rows in the batch (``>= 1``; a NumPy or torch integer too).
+        task: ``"classification"`` (log-loss) or ``"regression"`` (squared error).
+
+    Returns:
+        ``L2(alpha / (2n))`` for classification, ``L2(alpha / n)`` for regression.
+
+    Example:
+        >>> from_sklearn_alpha(0.5, 25), from_sklearn_alpha(0.5, 25, "regression")
+        (L2(l2=0.01), L2(l2=0.02))
     """
     alpha = check_strength(alpha, "alpha")
-    if (
-        isinstance(n_samples, bool)
-        or not isinstance(n_samples, int | float)
-        or not 1 <= n_samples <= sys.float_info.max
-    ):
+    n_samples = _count(n_samples, "n_samples")
+    if task not in ("classification", "regression"):
         raise ShrinkageError(
-            f"The 'n_samples' parameter must be a count >= 1. Got {n_samples!r} instead."
+            f"The 'task' parameter must be 'classification' or 'regression'. Got {task!r} instead."
         )
-    return L2(alpha / 2 / n_samples)
+    return L2(alpha / 2 / n_samples if task == "classification" else alpha / n_samples)
 
 
 def from_torch_weight_decay(weight_decay: float) -> L2:
@@ -588,3 +670,7 @@ def from_torch_weight_decay(weight_decay: float) -> L2:
     That is the gradient of ``(wd / 2) * sum(w**2)``, i.e. ``L2(wd / 2)``.
     """
     return L2(check_strength(weight_decay, "weight_decay") / 2)
+
+
+def _per_tensor_steps(step: Steps, n: int) -> Sequence[float | StepSize | None]:
+    return step if isinstance(step, Sequence) else [step] * n

@@ -42,7 +42,7 @@ from shrinkage.display import Table
 from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.penalties import Penalty
 
-__all__ = ["Plan", "Rule", "Assignment", "Selector", "NORM_TYPES"]
+__all__ = ["Plan", "Rule", "Assignment", "Selector", "NORM_TYPES", "unwrap_model"]
 
 Selector = str | type | tuple | Callable[[str, Tensor, nn.Module], bool]
 
@@ -104,6 +104,30 @@ class Assignment(_Valued):
     def shape(self) -> tuple[int, ...]:
         """The parameter's shape."""
         return tuple(self.param.shape)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The user's module inside ``DataParallel`` / ``DistributedDataParallel`` and
+    ``torch.compile``'s wrapper, whose parameter names gain ``module.`` / ``_orig_mod.``.
+
+    The parameters are the same tensors, so a plan written for the user's module (``"0.weight"``)
+    applies to the wrapped one unchanged.
+
+    Args:
+        model: a module, possibly wrapped (several times).
+
+    Returns:
+        The innermost module.
+    """
+    while True:
+        if isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif type(model).__name__ == "OptimizedModule" and isinstance(
+            getattr(model, "_orig_mod", None), nn.Module
+        ):
+            model = model._orig_mod  # torch.compile; not imported: torch._dynamo is slow to load
+        else:
+            return model
 
 
 def _describe_selector(select: Selector) -> str:
@@ -256,6 +280,7 @@ class Plan:
         ]
 
     def _resolve(self, model: nn.Module, rules: list[Rule], table: str) -> list[Assignment]:
+        model = unwrap_model(model)
         owners = {}
         seen: set[int] = set()
         for module_name, module in model.named_modules():
@@ -267,6 +292,7 @@ class Plan:
                 seen.add(id(param))
                 owners[f"{module_name}.{local}" if module_name else local] = (param, module)
         hits = [0] * len(rules)
+        excluded: list[list[str]] = [[] for _ in rules]
         out = []
         for name, (param, module) in owners.items():
             eligible, why_not = self._eligible(name, param, module)
@@ -277,6 +303,7 @@ class Plan:
                     continue
                 hits[index] += 1
                 if not (eligible or named):
+                    excluded[index].append(f"{name} ({why_not.split(' (')[0]})")
                     continue
                 value = rule.value
                 label = f"rule {index} ({_describe_selector(rule.select)})"
@@ -289,6 +316,15 @@ class Plan:
                     f"matches no parameter of {type(model).__name__}; parameters are: "
                     f"{', '.join(owners) or '(none)'}.{_close(rules[index].select, list(owners))}"
                 )
+            if len(excluded[index]) == count and rules[index].value is not None:
+                shown = ", ".join(excluded[index][:4])
+                more = f" and {count - 4} more" if count > 4 else ""
+                raise ShrinkageError(
+                    f"Selector {_describe_selector(rules[index].select)} in {table} matches "
+                    f"only parameters that are excluded by default: {shown}{more}. Name them "
+                    "without a wildcard in the last part (e.g. '*.bias'), or pass "
+                    "include_biases=True (normalization layers: include_norms=True)."
+                )
         return out
 
     def resolve_activity(self, model: nn.Module) -> list[tuple[str, nn.Module, Penalty]]:
@@ -297,6 +333,7 @@ class Plan:
         Raises:
             ShrinkageError: a selector that matches no module, listing the module names.
         """
+        model = unwrap_model(model)
         modules = [(name, m) for name, m in model.named_modules() if name]
         chosen: dict[str, tuple[nn.Module, Penalty | None]] = {}
         for rule in self.activity:

@@ -9,6 +9,7 @@ for a candidate trained alone, so the pieces it mirrors are public here:
   target is laid out for the loss.
 * :func:`make_score` — the score reported per epoch (accuracy or R²).
 * :func:`make_optimizer` — ``"adam"`` and ``"sgd"`` (with momentum).
+* :func:`learning_rate_at` — the learning rate of each epoch (constant or cosine).
 * :func:`fit_model` — epochs of :func:`~shrinkage.models.epoch_batches` minibatches, the
   regularizer attached to the optimizer, one history row per epoch.
 """
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from shrinkage._names import CLASSIFICATION, OPTIMIZERS, REGRESSION
+from shrinkage._names import CLASSIFICATION, LEARNING_RATE_SCHEDULES, OPTIMIZERS, REGRESSION
 from shrinkage.errors import ShrinkageError, TrainingDiverged, did_you_mean
 from shrinkage.models import epoch_batches
 from shrinkage.regularizer import Regularizer
@@ -33,9 +34,11 @@ __all__ = [
     "CLASSIFICATION",
     "DIVERGENCE_FACTOR",
     "HISTORY_KEYS",
+    "LEARNING_RATE_SCHEDULES",
     "OPTIMIZERS",
     "REGRESSION",
     "fit_model",
+    "learning_rate_at",
     "make_loss",
     "make_optimizer",
     "make_score",
@@ -47,17 +50,17 @@ __all__ = [
 #: The keys of every history row, in order.
 HISTORY_KEYS = ("epoch", "data_loss", "penalty", "total", "train_score", "val_loss", "val_score")
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
-ScoreFn = Callable[[Tensor, Tensor], float]
-
-#: Rows per forward pass when scoring or predicting: bounds memory on large tables.
-_EVAL_CHUNK = 65536
-
 #: Training has diverged when its objective (data loss + penalty) exceeds this many times
 #: its reference: the larger of the objective at the start and the loss of an all-zero
 #: output (so a warm start that begins near zero loss is not held to that). Both the single
 #: loop (:func:`fit_model`) and the batched search use it.
 DIVERGENCE_FACTOR = 1e3
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+ScoreFn = Callable[[Tensor, Tensor], float]
+
+#: Rows per forward pass when scoring or predicting: bounds memory on large tables.
+_EVAL_CHUNK = 65536
 
 
 def _check_task(task: str, n_classes: int | None) -> int:
@@ -225,6 +228,43 @@ def make_optimizer(
     )
 
 
+def learning_rate_at(schedule: str, learning_rate: float, epoch: int, epochs: int) -> float:
+    """The learning rate of epoch ``epoch`` (1-based) of ``epochs``.
+
+    ``"constant"``: ``learning_rate``. ``"cosine"``: annealed to 0 over the run,
+    ``learning_rate * (1 + cos(pi * (epoch - 1) / epochs)) / 2`` (torch's
+    ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch). A decaying rate lets Adam
+    settle on the minimizer instead of hovering around it at a distance of the order of
+    the learning rate: coordinates whose gradient vanishes at the optimum (an unpenalized
+    bias) have an Adam step ``lr / (|g| + eps)`` that grows as ``g`` shrinks.
+
+    Args:
+        schedule: one of :data:`LEARNING_RATE_SCHEDULES`.
+        learning_rate: the rate of the first epoch, ``> 0``.
+        epoch: the epoch, from 1.
+        epochs: the number of epochs of the run.
+
+    Returns:
+        The rate for that epoch.
+
+    Raises:
+        ShrinkageError: an unknown schedule.
+
+    Example:
+        >>> [round(learning_rate_at("cosine", 1.0, e, 4), 3) for e in range(1, 5)]
+        [1.0, 0.854, 0.5, 0.146]
+    """
+    if schedule == "constant":
+        return learning_rate
+    if schedule == "cosine":
+        return learning_rate * (1 + math.cos(math.pi * (epoch - 1) / epochs)) / 2
+    raise ShrinkageError(
+        f"The 'learning_rate_schedule' parameter must be one of "
+        f"{', '.join(map(repr, LEARNING_RATE_SCHEDULES))}. Got {schedule!r} instead."
+        f"{did_you_mean(schedule, LEARNING_RATE_SCHEDULES)}"
+    )
+
+
 @torch.no_grad()
 def predict_outputs(model: nn.Module, X: Tensor, chunk: int = _EVAL_CHUNK) -> Tensor:
     """``model(X)`` in evaluation mode, without a graph, ``chunk`` rows at a time.
@@ -253,13 +293,12 @@ def _divergence_context(regularizer: Regularizer, optimizer: torch.optim.Optimiz
     return f"penalty {penalties}, learning_rate={float(lr)!r}" if lr is not None else penalties
 
 
-@torch.no_grad()
 def _reference(
     data_loss: Tensor, regularizer: Regularizer, loss_fn: LossFn, outputs: Tensor, y: Tensor
 ) -> float:
     """What the divergence check compares with: the objective before the first step, or the
     loss of an all-zero output on every training row when that is larger."""
-    start = float(data_loss) + float(regularizer.value())
+    start = float(data_loss.detach()) + float(regularizer.value())
     zero = float(loss_fn(outputs.new_zeros((len(y), *outputs.shape[1:])), y))
     return max(start, zero) if math.isfinite(start) else zero
 
@@ -282,6 +321,7 @@ def fit_model(
     patience: int = 10,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
     context: Mapping[str, float] | None = None,
+    learning_rate_schedule: str = "constant",
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs of minibatches; one history row per epoch.
 
@@ -324,6 +364,9 @@ def fit_model(
         progress: called after every epoch with ``(epoch, row)``.
         context: values named in the divergence message (e.g. ``strength`` and
             ``learning_rate``); by default the penalties and the learning rate.
+        learning_rate_schedule: ``"constant"`` (the optimizer's rates untouched) or
+            ``"cosine"``: each group's rate set by :func:`learning_rate_at` at the start
+            of every epoch, from the rate it had when training started (restored after).
 
     Returns:
         The history: a list of dicts with the keys :data:`HISTORY_KEYS`.
@@ -346,78 +389,89 @@ def fit_model(
     history: list[dict[str, Any]] = []
     best_value, best_state, since_best = -math.inf, None, 0
     reference: float | None = None
+    learning_rate_at(learning_rate_schedule, 1.0, 1, 1)  # refuses an unknown schedule
+    start_rates = [group["lr"] for group in optimizer.param_groups]
+    try:
+        model.train()
+        for epoch in range(1, int(epochs) + 1):
+            if learning_rate_schedule != "constant":
+                for group, rate in zip(optimizer.param_groups, start_rates):
+                    group["lr"] = learning_rate_at(learning_rate_schedule, rate, epoch, epochs)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
+            seen_outputs, seen_targets = [], []
+            for index in epoch_batches(n_rows, batch_size, shuffle_generator):
+                index = index.to(X.device)
+                optimizer.zero_grad(set_to_none=True)
+                outputs, targets = model(X[index]), y[index]
+                data_loss = loss_fn(outputs, targets)
+                if reference is None:
+                    reference = _reference(data_loss, regularizer, loss_fn, outputs, y)
+                loss = data_loss + regularizer.loss() if add_penalty_loss else data_loss
+                loss.backward()
+                optimizer.step()
+                loss_sum += data_loss.detach().double() * len(index)
+                if score_fn is not None:
+                    seen_outputs.append(outputs.detach())
+                    seen_targets.append(targets)
 
-    model.train()
-    for epoch in range(1, int(epochs) + 1):
-        loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
-        seen_outputs, seen_targets = [], []
-        for index in epoch_batches(n_rows, batch_size, shuffle_generator):
-            index = index.to(X.device)
-            optimizer.zero_grad(set_to_none=True)
-            outputs, targets = model(X[index]), y[index]
-            data_loss = loss_fn(outputs, targets)
-            if reference is None:
-                reference = _reference(data_loss, regularizer, loss_fn, outputs, y)
-            loss = data_loss + regularizer.loss() if add_penalty_loss else data_loss
-            loss.backward()
-            optimizer.step()
-            loss_sum += data_loss.detach().double() * len(index)
-            if score_fn is not None:
-                seen_outputs.append(outputs.detach())
-                seen_targets.append(targets)
-
-        penalty = regularizer.value()
-        data_value, penalty_value = torch.stack([loss_sum / n_rows, penalty.double()]).tolist()
-        total = data_value + penalty_value
-        if not math.isfinite(total) or (reference and total > DIVERGENCE_FACTOR * reference):
-            if math.isfinite(total):
-                what = (
-                    f"the loss rose from {reference:.4g} to {total:.4g}, over "
-                    f"{DIVERGENCE_FACTOR:g} times its start"
+            penalty = regularizer.value()
+            data_value, penalty_value = torch.stack([loss_sum / n_rows, penalty.double()]).tolist()
+            total = data_value + penalty_value
+            if not math.isfinite(total) or (reference and total > DIVERGENCE_FACTOR * reference):
+                if math.isfinite(total):
+                    what = (
+                        f"the loss rose from {reference:.4g} to {total:.4g}, over "
+                        f"{DIVERGENCE_FACTOR:g} times its start"
+                    )
+                else:
+                    what = f"loss={data_value if not math.isfinite(data_value) else penalty_value}"
+                where = (
+                    ", ".join(f"{k}={float(v)!r}" for k, v in context.items()) if context else None
                 )
-            else:
-                what = f"loss={data_value if not math.isfinite(data_value) else penalty_value}"
-            where = ", ".join(f"{k}={float(v)!r}" for k, v in context.items()) if context else None
-            raise TrainingDiverged(
-                f"Training diverged at epoch {epoch} ({what}) with "
-                f"{where or _divergence_context(regularizer, optimizer)}; "
-                "lower the learning rate or the strength."
-            )
+                raise TrainingDiverged(
+                    f"Training diverged at epoch {epoch} ({what}) with "
+                    f"{where or _divergence_context(regularizer, optimizer)}; "
+                    "lower the learning rate or the strength."
+                )
 
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "data_loss": data_value,
-            "penalty": penalty_value,
-            "total": total,
-            "train_score": None,
-            "val_loss": None,
-            "val_score": None,
-        }
-        if score_fn is not None:
-            # Scored on the outputs the batches already computed (before each step), like the
-            # data loss and Keras's running metrics: no extra forward pass per epoch.
-            if len(seen_outputs) == 1:
-                row["train_score"] = score_fn(seen_outputs[0], seen_targets[0])
-            else:
-                row["train_score"] = score_fn(torch.cat(seen_outputs), torch.cat(seen_targets))
-        if has_val:
-            outputs = predict_outputs(model, X_val)
-            row["val_loss"] = float(loss_fn(outputs, y_val))
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "data_loss": data_value,
+                "penalty": penalty_value,
+                "total": total,
+                "train_score": None,
+                "val_loss": None,
+                "val_score": None,
+            }
             if score_fn is not None:
-                row["val_score"] = score_fn(outputs, y_val)
-        history.append(row)
-        if progress is not None:
-            progress(epoch, row)
+                # Scored on the outputs the batches already computed (before each step), like the
+                # data loss and Keras's running metrics: no extra forward pass per epoch.
+                if len(seen_outputs) == 1:
+                    row["train_score"] = score_fn(seen_outputs[0], seen_targets[0])
+                else:
+                    row["train_score"] = score_fn(torch.cat(seen_outputs), torch.cat(seen_targets))
+            if has_val:
+                outputs = predict_outputs(model, X_val)
+                row["val_loss"] = float(loss_fn(outputs, y_val))
+                if score_fn is not None:
+                    row["val_score"] = score_fn(outputs, y_val)
+            history.append(row)
+            if progress is not None:
+                progress(epoch, row)
 
-        if early_stopping:
-            value = row["val_score"] if score_fn is not None else -row["val_loss"]
-            if value > best_value:
-                best_value, since_best = value, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    break
+            if early_stopping:
+                value = row["val_score"] if score_fn is not None else -row["val_loss"]
+                if value > best_value:
+                    best_value, since_best = value, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    since_best += 1
+                    if since_best >= patience:
+                        break
+    finally:
+        if learning_rate_schedule != "constant":
+            for group, rate in zip(optimizer.param_groups, start_rates):
+                group["lr"] = rate
     if early_stopping and best_state is not None:
         model.load_state_dict(best_state)
     return history

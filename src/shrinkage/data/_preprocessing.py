@@ -87,8 +87,12 @@ class Preprocessor:
     them with the training median (numeric) or most frequent value (categorical) before
     scaling / encoding. Infinite values are always refused.
 
+    With ``standardize=False`` numeric columns pass through in their own units (checked,
+    imputed, as float32), as Keras and scikit-learn's estimators take them.
+
     Args:
         impute: fill missing feature values instead of refusing them.
+        standardize: scale numeric columns to mean 0 and standard deviation 1.
 
     Attributes:
         feature_names_in_: the input columns, in fit order.
@@ -106,8 +110,9 @@ class Preprocessor:
         [[-1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
     """
 
-    def __init__(self, impute: bool = False) -> None:
+    def __init__(self, impute: bool = False, standardize: bool = True) -> None:
         self.impute = impute
+        self.standardize = standardize
 
     # ----------------------------------------------------------------- fitting
 
@@ -129,6 +134,11 @@ class Preprocessor:
         if not isinstance(self.impute, (bool, np.bool_)):
             raise ShrinkageError(
                 f"The 'impute' parameter must be True or False. Got {self.impute!r} instead."
+            )
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ShrinkageError(
+                f"The 'standardize' parameter must be True or False. Got {self.standardize!r} "
+                "instead."
             )
         frame = _as_frame(X, None, "Preprocessor.fit")
         if frame.shape[1] == 0:
@@ -158,6 +168,10 @@ class Preprocessor:
                     )
         transformer = _column_transformer(numeric, categorical, impute, categories=None)
         transformer.fit(prepared)
+        if numeric and not self.standardize:
+            scaler = transformer.named_transformers_["numeric"][-1]
+            scaler.mean_ = np.zeros_like(scaler.mean_)  # (x - 0) / 1: the values as they are
+            scaler.scale_ = np.ones_like(scaler.scale_)
         self._set_fitted(transformer, list(frame.columns), numeric, categorical)
         return self
 
@@ -233,6 +247,28 @@ class Preprocessor:
             )
         return out
 
+    def scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, scale)`` per output column: ``out = (x - mean) / scale``.
+
+        The training statistics on the numeric columns (0 and 1 without ``standardize``),
+        0 and 1 on the one-hot columns: how a linear model on the outputs is written back
+        in the units of the raw columns.
+
+        Returns:
+            Two float64 arrays of length ``n_features_out_``.
+
+        Raises:
+            ShrinkageError: when the preprocessor is not fitted.
+        """
+        self._check_fitted()
+        mean = np.zeros(self.n_features_out_)
+        scale = np.ones(self.n_features_out_)
+        if self.numeric_columns_:
+            scaler = self.transformer_.named_transformers_["numeric"][-1]
+            k = len(self.numeric_columns_)
+            mean[:k], scale[:k] = scaler.mean_, scaler.scale_
+        return mean, scale
+
     def fit_transform(self, X: pd.DataFrame) -> np.ndarray:
         """Fit on ``X``, then transform it.
 
@@ -254,9 +290,10 @@ class Preprocessor:
 
         Returns:
             A dict of str, bool, int, float, None and lists / dicts of those:
-            ``{"type", "version", "impute", "columns", "n_samples_seen", "numeric": [{"name",
-            "mean", "var", "scale", "fill"}], "categorical": [{"name", "categories",
-            "fill"}]}``. ``fill`` is None without ``impute``.
+            ``{"type", "version", "impute", "standardize", "columns", "n_samples_seen",
+            "numeric": [{"name", "mean", "var", "scale", "fill"}], "categorical": [{"name",
+            "categories", "fill"}]}``. ``fill`` is None without ``impute``; without
+            ``standardize`` every ``mean`` is 0 and every ``scale`` 1.
 
         Raises:
             ShrinkageError: when the preprocessor is not fitted.
@@ -297,6 +334,7 @@ class Preprocessor:
             "type": _CONFIG_TYPE,
             "version": _CONFIG_VERSION,
             "impute": impute,
+            "standardize": bool(self.standardize),
             "columns": list(self.feature_names_in_),
             "n_samples_seen": n_seen,
             "numeric": numeric_cfg,
@@ -330,6 +368,12 @@ class Preprocessor:
             True
         """
         impute, columns, numeric, categorical, n_seen = _parse_config(cfg)
+        standardize = cfg.get("standardize", True)
+        if not isinstance(standardize, bool):
+            raise ShrinkageError(
+                "The preprocessor config is malformed: 'standardize' must be true or false; "
+                f"got {standardize!r}."
+            )
         numeric_names = [entry["name"] for entry in numeric]
         categorical_names = [entry["name"] for entry in categorical]
         categories = [np.array(entry["categories"], dtype=object) for entry in categorical]
@@ -350,12 +394,14 @@ class Preprocessor:
             scaler.var_ = np.array([entry["var"] for entry in numeric], dtype=np.float64)
             scaler.scale_ = np.array([entry["scale"] for entry in numeric], dtype=np.float64)
             scaler.n_samples_seen_ = n_seen
-        self = cls(impute=impute)
+        self = cls(impute=impute, standardize=standardize)
         self._set_fitted(transformer, columns, numeric_names, categorical_names)
         return self
 
     def __repr__(self) -> str:
-        return f"Preprocessor(impute={self.impute!r})"
+        if self.standardize is True:
+            return f"Preprocessor(impute={self.impute!r})"
+        return f"Preprocessor(impute={self.impute!r}, standardize={self.standardize!r})"
 
 
 def _check_numeric_column(column: pd.Series, name: str) -> None:

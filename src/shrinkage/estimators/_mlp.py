@@ -1,9 +1,11 @@
 """scikit-learn compatible MLP estimators with per-layer weight regularization.
 
-:class:`MLPClassifier` and :class:`MLPRegressor` standardize numeric inputs and one-hot
-encode categorical ones (a :class:`~shrinkage.data.Preprocessor` fitted on the training
-rows only: a penalty on the weights treats all inputs alike only when they share one
-scale), build an :class:`~shrinkage.models.MLP`, put one penalty on the placed layers through
+:class:`MLPClassifier` and :class:`MLPRegressor` standardize numeric inputs (unless
+``standardize=False``) and one-hot encode categorical ones (a
+:class:`~shrinkage.data.Preprocessor` fitted on the training rows only: a penalty on the
+weights treats all inputs alike only when they share one scale), build an
+:class:`~shrinkage.models.MLP` (initialized as ``init`` says: torch's default, or Keras's
+``glorot_uniform``), put one penalty on the placed layers through
 :func:`~shrinkage.models.placement_plan` (with per-layer overrides) and train it with
 :func:`~shrinkage.training.fit_model`.
 
@@ -14,6 +16,12 @@ elastic net come out of the same code::
 
     ridge = MLPRegressor(hidden_layer_sizes=(), penalty="l2", strength=s)
     # minimizes (1/n) ||y - Xw - b||^2 + s ||w||^2: sklearn Ridge(alpha=n * s) on the same X
+
+and ``coef_`` / ``intercept_`` then hold the model in the units of the raw input columns.
+In ``mode="proximal"`` the step is the one the optimizer took (Adam's per-coordinate
+``lr / (sqrt(v_hat) + eps)``), so lasso and elastic net come out with exact zeros under the
+default Adam too; ``learning_rate_schedule="cosine"`` with full batches
+(``batch_size >= n_rows``) lets Adam settle on the solution to float precision.
 
 The regression target is used as given (not standardized), as Keras and scikit-learn do.
 """
@@ -121,6 +129,9 @@ class _BaseMLP(BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         device: str = "cpu",
         verbose: bool = False,
+        standardize: bool = True,
+        init: str = "torch",
+        learning_rate_schedule: str = "constant",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -143,6 +154,9 @@ class _BaseMLP(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.standardize = standardize
+        self.init = init
+        self.learning_rate_schedule = learning_rate_schedule
 
     # ----------------------------------------------------------------- parameters
 
@@ -247,7 +261,9 @@ class _BaseMLP(BaseEstimator):
         if warm:
             preprocessor = self.preprocessor_
         else:
-            preprocessor = Preprocessor(impute=settings.impute).fit(_take(X, train_rows))
+            preprocessor = Preprocessor(
+                impute=settings.impute, standardize=settings.standardize
+            ).fit(_take(X, train_rows))
         features = preprocessor.transform(self._preprocessor_input(preprocessor, X))
 
         init_generator, shuffle_generator = generators(seed)
@@ -265,6 +281,7 @@ class _BaseMLP(BaseEstimator):
             model = init_mlp_(
                 MLP(features.shape[1], settings.hidden, n_out, settings.activation),
                 init_generator,
+                settings.init,
             )
         model = model.to(settings.device)
 
@@ -305,6 +322,7 @@ class _BaseMLP(BaseEstimator):
                 patience=settings.patience,
                 progress=self._progress(board, progress),
                 context=context,
+                learning_rate_schedule=settings.learning_rate_schedule,
             )
             if board is not None:
                 board.finish("train")
@@ -387,6 +405,50 @@ class _BaseMLP(BaseEstimator):
             }
             for layer in self.model_.layers
         ]
+
+    # ----------------------------------------------------------------- linear models
+
+    def _linear(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, b)`` of a linear model in raw input units, float64, W ``(n_out, n_features)``.
+
+        The network sees ``z = (x - mean) / scale`` on the numeric columns, so
+        ``W z + b = (W / scale) x + (b - W @ (mean / scale))``; one-hot columns are 0/1 as
+        they are.
+        """
+        check_is_fitted(self, "model_")
+        if len(self.model_.layers) != 1:
+            raise AttributeError(
+                "coef_ and intercept_ exist for hidden_layer_sizes=() (a linear model) only; "
+                f"this network has {len(self.model_.layers) - 1} hidden layer(s): see "
+                "layer_weights_."
+            )
+        layer = self.model_.layers[0]
+        W = layer.weight.detach().cpu().double().numpy()
+        b = layer.bias.detach().cpu().double().numpy()
+        mean, scale = self.preprocessor_.scaling()
+        coef = W / scale
+        return coef, b - coef @ mean
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """The weights of a linear model (``hidden_layer_sizes=()``) in raw input units.
+
+        One column per preprocessed feature (``preprocessor_.feature_names_out_``: the
+        numeric input columns, with the standardization undone, then one 0/1 column per
+        category). Shaped as scikit-learn's: ``(n_features,)`` for the regressor,
+        ``(1, n_features)`` for a binary and ``(n_classes, n_features)`` for a multiclass
+        classifier (the logits' weights). Absent (``AttributeError``) for a network with
+        hidden layers.
+        """
+        coef, _ = self._linear()
+        return coef[0] if self._task == REGRESSION else coef
+
+    @property
+    def intercept_(self) -> np.ndarray | float:
+        """The bias of a linear model in raw input units (see :attr:`coef_`): a float for the
+        regressor, ``(1,)`` or ``(n_classes,)`` for a classifier."""
+        _, intercept = self._linear()
+        return float(intercept[0]) if self._task == REGRESSION else intercept
 
     # ----------------------------------------------------------------- using
 
@@ -532,6 +594,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         device: the torch device to train on.
         verbose: show the training: a bar of the epochs with the loss and scores (rich in a
             terminal or Jupyter; elsewhere a line per tenth of the epochs or 10 seconds).
+        standardize: scale numeric input columns to mean 0 and standard deviation 1 with
+            the training rows' statistics (``False``: use them as they are, as Keras does).
+        init: the initial weights: ``"torch"`` (``nn.Linear``'s default),
+            ``"glorot_uniform"`` (Keras's ``Dense`` default: ``U(+-sqrt(6 / (fan_in +
+            fan_out)))``, zero biases) or ``"he_uniform"`` (``U(+-sqrt(6 / fan_in))``, zero
+            biases).
+        learning_rate_schedule: ``"constant"``, or ``"cosine"``: the rate annealed to 0
+            over ``epochs`` (:func:`shrinkage.training.learning_rate_at`), so that Adam
+            settles on the minimizer instead of hovering around it.
 
     Attributes:
         classes_: the class labels, sorted.
@@ -549,6 +620,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         n_iter_: the epochs run in the last fit.
         best_epoch_: the epoch whose weights were kept.
         seed_: the integer seed used.
+        coef_: ``hidden_layer_sizes=()`` only: the logits' weights in raw input units,
+            ``(1, n_features)`` (binary) or ``(n_classes, n_features)``.
+        intercept_: ``hidden_layer_sizes=()`` only: their biases.
 
     Example:
         >>> from sklearn.datasets import make_moons
@@ -636,10 +710,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Minimizes ``mean((y - f(x))**2)`` (no 1/2) plus the penalty with the Keras meaning.
     With ``hidden_layer_sizes=()`` and ``penalty="l2"`` this is ridge regression on the
     standardized inputs: ``Ridge(alpha=n_rows * strength)``; with ``penalty="l1"`` it is
-    ``Lasso(alpha=strength / 2)`` (use ``mode="proximal"`` for exact zeros).
+    ``Lasso(alpha=strength / 2)``, and with ``penalty="elastic_net"`` and ratio ``r``
+    ``ElasticNet(alpha=strength * (1 + r) / 2, l1_ratio=2 r / (1 + r))``: use
+    ``mode="proximal"`` for exact zeros, and full batches with
+    ``learning_rate_schedule="cosine"`` to reach the solution to float precision under the
+    default Adam. ``standardize=False`` gives the same problems on the raw columns.
 
     The parameters and attributes are those of :class:`MLPClassifier` (without
-    ``classes_``); the scores in ``history_`` are R².
+    ``classes_``; ``coef_`` is ``(n_features,)`` and ``intercept_`` a float); the scores
+    in ``history_`` are R².
 
     Example:
         >>> from sklearn.datasets import make_regression

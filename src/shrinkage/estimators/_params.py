@@ -17,7 +17,14 @@ import numpy as np
 import torch
 
 from shrinkage import penalties as P
-from shrinkage._names import ACTIVATIONS, MODES, OPTIMIZERS, PENALTY_NAMES
+from shrinkage._names import (
+    ACTIVATIONS,
+    INITS,
+    LEARNING_RATE_SCHEDULES,
+    MODES,
+    OPTIMIZERS,
+    PENALTY_NAMES,
+)
 from shrinkage._validation import check_bool, check_choice, check_float, check_int
 from shrinkage.errors import ShrinkageError, check_device, check_strength, did_you_mean
 from shrinkage.penalties import Penalty
@@ -288,6 +295,9 @@ class Settings:
     warm_start: bool
     device: torch.device
     verbose: bool
+    standardize: bool = True
+    init: str = "torch"
+    learning_rate_schedule: str = "constant"
 
 
 def resolve_params(params: dict[str, Any]) -> Settings:
@@ -343,6 +353,13 @@ def resolve_params(params: dict[str, Any]) -> Settings:
         warm_start=check_bool(params["warm_start"], "warm_start"),
         device=check_device(params["device"]),
         verbose=check_bool(params["verbose"], "verbose"),
+        standardize=check_bool(params.get("standardize", True), "standardize"),
+        init=check_choice(params.get("init", "torch"), "init", INITS),
+        learning_rate_schedule=check_choice(
+            params.get("learning_rate_schedule", "constant"),
+            "learning_rate_schedule",
+            LEARNING_RATE_SCHEDULES,
+        ),
     )
 
 

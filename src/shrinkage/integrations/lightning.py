@@ -20,7 +20,8 @@ inside that closure):
   itself; the logged ``train_loss`` includes the penalty, as in Keras.
 * ``gradient`` / ``decoupled``: ``grad += ∇Ω(w)`` / ``w -= lr·∇Ω(w)`` when the closure
   returns (after backward and gradient clipping), before the optimizer's update.
-* ``proximal``: ``w ← prox_{lr·Ω}(w)`` after the update.
+* ``proximal``: ``w ← prox_{D·Ω}(w)`` after the update, ``D`` the step the optimizer took
+  (:mod:`shrinkage.steps`).
 
 Activity penalties (``Plan(activity=...)``) depend on the batch, so in every mode they
 enter the loss through the same ``training_step`` wrapper. With manual optimization

@@ -108,6 +108,8 @@ class SearchData:
         factory: ``() -> nn.Module`` for the ``torch.func`` path, or None (MLP fast path).
         per_fold: whether ``X`` holds one block per fold.
         device: where chunks train.
+        init: the MLP's initialization (:func:`shrinkage.models.init_mlp_`).
+        standardize: whether the numeric columns were standardized per fold.
     """
 
     X: Tensor
@@ -120,6 +122,8 @@ class SearchData:
     factory: Callable[[], nn.Module] | None = None
     per_fold: bool = True
     device: str = "cpu"
+    init: str = "torch"
+    standardize: bool = True
 
     @property
     def n_rows(self) -> int:
@@ -207,7 +211,7 @@ class ChunkRun:
         seeds = [s.seed for s in specs]
         if data.factory is None:
             stack: StackedMLP | StackedModule = StackedMLP.from_seeds(
-                seeds, data.sizes, data.activation, device
+                seeds, data.sizes, data.activation, device, data.init
             )
         else:
             stack = StackedModule(data.factory, seeds, device)
@@ -583,6 +587,9 @@ def prepare_data(
     factory: Callable[[], nn.Module] | None,
     impute: bool,
     device: str,
+    *,
+    standardize: bool = True,
+    init: str = "torch",
 ) -> SearchData:
     """Preprocess per fold (training rows only) and put everything on the device."""
     from shrinkage.training import target_tensor
@@ -592,7 +599,7 @@ def prepare_data(
         blocks = torch.as_tensor(np.asarray(X, dtype=np.float32))
         per_fold = False
     else:
-        blocks = torch.as_tensor(np.concatenate(fold_features(X, folds, impute)))
+        blocks = torch.as_tensor(np.concatenate(fold_features(X, folds, impute, standardize)))
         per_fold = True
     y = target_tensor(codes, settings.task, settings.n_classes, device)
     return SearchData(
@@ -606,6 +613,8 @@ def prepare_data(
         factory=factory,
         per_fold=per_fold,
         device=device,
+        init=init,
+        standardize=standardize,
     )
 
 
@@ -618,9 +627,12 @@ def plain_numeric(X: Any) -> bool:
 
 
 def fold_features(
-    X: Any, folds: list[tuple[np.ndarray, np.ndarray]], impute: bool
+    X: Any, folds: list[tuple[np.ndarray, np.ndarray]], impute: bool, standardize: bool = True
 ) -> list[np.ndarray]:
     """Each fold's preprocessed copy of all rows, fitted on that fold's training rows.
+
+    ``standardize=False`` leaves the numeric columns in their own units (the
+    :class:`~shrinkage.data.Preprocessor` option the estimator passes).
 
     When a categorical value is missing from some fold's training rows, the folds' columns
     differ; they are aligned on the union of columns, a column a fold never saw being 0
@@ -634,6 +646,8 @@ def fold_features(
         from sklearn.preprocessing import StandardScaler
 
         values = X.astype(np.float64)
+        if not standardize:
+            return [values.astype(np.float32) for _ in folds]
         return [
             StandardScaler().fit(values[train]).transform(values).astype(np.float32)
             for train, _ in folds
@@ -642,7 +656,7 @@ def fold_features(
     outs, names = [], []
     for train, _ in folds:
         part = frame.iloc[train] if frame is not None else X[train]
-        preprocessor = Preprocessor(impute=impute).fit(part)
+        preprocessor = Preprocessor(impute=impute, standardize=standardize).fit(part)
         outs.append(preprocessor.transform(X).astype(np.float32))
         names.append(list(preprocessor.feature_names_out_))
     if all(n == names[0] for n in names):

@@ -464,6 +464,9 @@ def fingerprint(
     digest.update(repr(data.settings).encode())
     digest.update(repr((data.hidden, data.activation, data.scoring, tuple(data.X.shape))).encode())
     digest.update(repr((data.per_fold, data.factory is not None)).encode())
+    digest.update(
+        repr((data.init, data.standardize, data.settings.learning_rate_schedule)).encode()
+    )
     for train, test in data.folds:
         digest.update(np.ascontiguousarray(train, dtype=np.int64).data)
         digest.update(b"|")

@@ -368,6 +368,7 @@ class SearchCV(BaseEstimator):
             epochs=int(params["epochs"]),
             batch_size=int(params["batch_size"]),
             mode=params["mode"],
+            learning_rate_schedule=params.get("learning_rate_schedule", "constant"),
         )
         data = prepare_data(
             X_checked,
@@ -380,6 +381,8 @@ class SearchCV(BaseEstimator):
             self.model_factory,
             bool(params.get("impute", False)),
             str(device),
+            standardize=bool(params.get("standardize", True)),
+            init=params.get("init", "torch"),
         )
         n_layers = self._n_layers(data)
         for placement in grid.placements:

@@ -20,6 +20,7 @@ from shrinkage.search.engine._optim import StackedOptimizer
 from shrinkage.search.engine._penalty import StackPenalty
 from shrinkage.search.engine._settings import TrainSettings
 from shrinkage.search.engine._stack import StackedMLP, StackedModule
+from shrinkage.training import learning_rate_at
 
 # --------------------------------------------------------------------------- minibatches
 
@@ -327,8 +328,10 @@ class StackTrainer:
         if multiclass and (self._neg_one is None or self._neg_one.shape[:2] != (k, width)):
             self._neg_one = torch.full((k, width, 1), -1.0, device=device, dtype=stack.flat.dtype)
         feature_shape = tuple(X.shape[1:])
-        lr = float(settings.learning_rate)
         penalty, optimizer = self.penalty, self.optimizer
+        epoch = min(self.epoch + 1, settings.epochs)  # the schedule's epoch, 1-based
+        schedule, rate = settings.learning_rate_schedule, settings.learning_rate
+        lr = optimizer.lr = learning_rate_at(schedule, rate, epoch, settings.epochs)
         for t in range(batches.n_steps):
             idx = batches.index[t].view(-1)
             x = X.index_select(0, idx).view(k, width, *feature_shape)
@@ -354,7 +357,7 @@ class StackTrainer:
                 penalty.apply(self._before, lr, active)
             optimizer.step(active_np)
             if self._after is not None:
-                penalty.apply(self._after, lr, active)
+                penalty.apply(self._after, lr, active, optimizer.prox_steps())
 
 
 def train_stack(

@@ -6,8 +6,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shrinkage.functional.penalties import StepSize
 from shrinkage.search.engine._settings import TrainSettings, check_elementwise_optimizer
 from shrinkage.search.engine._stack import _bc, _Stack
+from shrinkage.steps import adam_step
 
 # --------------------------------------------------------------------------- optimizers
 
@@ -27,6 +29,11 @@ class StackedOptimizer:
     ``w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
     SGD: ``buf = momentum * buf + g``; ``w -= lr * buf`` (torch's first step ``buf = g`` is
     the same from ``buf = 0``).
+
+    :meth:`prox_steps` gives the step each candidate took, per coordinate, for the
+    proximal mode: the rule :mod:`shrinkage.steps` reads from ``torch.optim.Adam`` and
+    ``SGD``, so a candidate in the stack and the same model trained alone threshold alike.
+    ``lr`` may be changed between steps (a learning-rate schedule).
 
     Args:
         stack: the stacked parameters.
@@ -172,6 +179,32 @@ class StackedOptimizer:
         else:
             for p, g in zip(stack.tensors, stack.grads):
                 p.addcmul_(g, _bc(lr, p))
+
+    def prox_steps(self) -> list[StepSize]:
+        """The step of the last update, per penalizable weight of the stack.
+
+        SGD: ``lr / (1 - momentum)`` for every candidate. Adam: ``lr / (sqrt(v_hat) + eps)``
+        per coordinate, as :func:`shrinkage.steps.adam_step` with each candidate's own
+        step count (floats while the candidates step in lockstep, ``(K,)`` tensors
+        otherwise; a candidate that never stepped gets a harmless positive step, and its
+        strength is zeroed by the caller anyway).
+
+        Returns:
+            One :class:`~shrinkage.functional.penalties.StepSize` per weight of
+            ``stack.weights()``; ``v`` is a ``(K, *shape)`` view of Adam's second moments.
+        """
+        stack = self.stack
+        if self.name != "adam":
+            return [StepSize(self.lr / (1 - self.momentum))] * stack.n_layers
+        b2 = self.betas[1]
+        if self.steps.min() == self.steps.max():
+            scale, eps = adam_step(self.lr, self.eps, b2, max(int(self.steps[0]), 1))
+        else:
+            t = torch.as_tensor(np.maximum(self.steps, 1), dtype=stack.flat.dtype)
+            scale, eps = adam_step(self.lr, self.eps, b2, t.to(stack.device))
+        sizes = [t.numel() for t in stack.tensors]
+        v = [part.view_as(t) for part, t in zip(self.v.split(sizes), stack.tensors)]
+        return [StepSize(scale, v[i], eps) for i in stack.penalized]
 
 
 def _views(stack: _Stack, flat: Tensor) -> list[Tensor]:

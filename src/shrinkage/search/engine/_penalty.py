@@ -10,6 +10,7 @@ from torch import Tensor
 from shrinkage._names import KINDS
 from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
 from shrinkage.functional import penalties as FP
+from shrinkage.functional.penalties import StepSize
 from shrinkage.models import placement_layers
 from shrinkage.search.engine._stack import _bc, _Stack
 
@@ -170,8 +171,18 @@ class StackPenalty:
             out.append(None if c is None else c * scale)
         return out
 
-    def apply(self, operation: str, lr: float, active: Tensor | None = None) -> None:
-        """One mode operation: ``"add_grad"``, ``"decay"`` (``lr``-scaled) or ``"prox"``."""
+    def apply(
+        self,
+        operation: str,
+        lr: float,
+        active: Tensor | None = None,
+        steps: list[StepSize] | None = None,
+    ) -> None:
+        """One mode operation: ``"add_grad"``, ``"decay"`` (``lr``-scaled) or ``"prox"``.
+
+        ``steps`` (``"prox"``): the step each candidate took, per weight
+        (:meth:`StackedOptimizer.prox_steps`); without it the step is ``lr``.
+        """
         weights = [self.stack.weights()[i] for i in self.layers]
         if not weights:
             return
@@ -182,9 +193,26 @@ class StackPenalty:
         elif operation == "decay":
             l1, l2 = self._factors(self._l1, lr, active), self._factors(self._l2, lr, active)
             FP.elastic_net_decay_(weights, l1, l2)
-        else:
+        elif steps is None:
             l1, l2 = self._factors(self._l1, lr, active), self._factors(self._l2, lr, active)
             FP.elastic_net_prox_(weights, l1, l2)
+        else:
+            chosen = [steps[i] for i in self.layers]
+            l1 = [self._scaled(self._l1[i], s, active) for i, s in zip(self.layers, chosen)]
+            l2 = [self._scaled(self._l2[i], s, active) for i, s in zip(self.layers, chosen)]
+            metric = [
+                None if s.v is None else (s.v, _per_weight(s.eps, w))
+                for s, w in zip(chosen, weights)
+            ]
+            FP.elastic_net_prox_(weights, l1, l2, None, metric)
+
+    @staticmethod
+    def _scaled(strength: Tensor | None, step: StepSize, active: Tensor | None) -> Tensor | None:
+        """``strength * scale`` (0 for an idle candidate: its proximal map is the identity)."""
+        if strength is None:
+            return None
+        c = strength * _per_weight(step.scale, strength)
+        return c if active is None else c * _bc(active, c)
 
     def loss(self) -> Tensor:
         """``sum_k sum_i Omega_ki(W_ki)``, differentiable (loss mode of the autograd path)."""
@@ -204,3 +232,8 @@ class StackPenalty:
         for i, w in enumerate(self.stack.weights()):
             total += FP.elastic_net(w, self.l1[i], self.l2[i], batch_dims=1)
         return total
+
+
+def _per_weight(factor: float | Tensor, like: Tensor) -> float | Tensor:
+    """A float as is; a ``(K,)`` tensor shaped to broadcast against a ``(K, ...)`` tensor."""
+    return _bc(factor, like) if isinstance(factor, Tensor) and factor.ndim else factor

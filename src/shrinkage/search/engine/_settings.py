@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from shrinkage._names import MODES, OPTIMIZERS
+from shrinkage._names import LEARNING_RATE_SCHEDULES, MODES, OPTIMIZERS
 from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.training import n_outputs
 
@@ -26,12 +26,15 @@ class TrainSettings:
             :func:`shrinkage.training.n_outputs` (one logit for two classes).
         optimizer: ``"adam"`` (torch defaults ``betas=(0.9, 0.999)``, ``eps=1e-8``) or
             ``"sgd"`` (with ``momentum``, no dampening, no Nesterov).
-        learning_rate: the step size ``> 0``; also the proximal step.
+        learning_rate: the step size ``> 0``.
         momentum: SGD momentum in ``[0, 1)``.
         epochs: passes over each candidate's training rows.
         batch_size: rows per minibatch.
         mode: how the penalty is applied: ``"gradient"``, ``"loss"``, ``"decoupled"`` or
-            ``"proximal"`` (:mod:`shrinkage.regularizer`).
+            ``"proximal"`` (:mod:`shrinkage.regularizer`; the proximal step is the step
+            the optimizer took, :meth:`StackedOptimizer.prox_steps`).
+        learning_rate_schedule: ``"constant"`` or ``"cosine"``
+            (:func:`shrinkage.training.learning_rate_at`, once per epoch).
     """
 
     task: str
@@ -42,6 +45,10 @@ class TrainSettings:
     epochs: int = 200
     batch_size: int = 32
     mode: str = "gradient"
+    # Out of the repr: search checkpoints fingerprint ``repr(settings)``, and those written
+    # before the schedule existed must still resume (the fingerprint adds it when not
+    # constant).
+    learning_rate_schedule: str = field(default="constant", repr=False)
 
     def __post_init__(self) -> None:
         n_outputs(self.task, self.n_classes)  # validates task and classes
@@ -50,6 +57,13 @@ class TrainSettings:
             raise ShrinkageError(
                 f"The 'mode' parameter must be one of {', '.join(map(repr, MODES))}. "
                 f"Got {self.mode!r} instead.{did_you_mean(self.mode, MODES)}"
+            )
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise ShrinkageError(
+                "The 'learning_rate_schedule' parameter must be one of "
+                f"{', '.join(map(repr, LEARNING_RATE_SCHEDULES))}. "
+                f"Got {self.learning_rate_schedule!r} instead."
+                f"{did_you_mean(self.learning_rate_schedule, LEARNING_RATE_SCHEDULES)}"
             )
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:

@@ -214,17 +214,22 @@ class StackedMLP(_Stack):
         sizes: Sequence[int],
         activation: str = "relu",
         device: str | torch.device = "cpu",
+        init: str = "torch",
     ) -> StackedMLP:
-        """A stack whose candidate ``k`` is ``init_mlp_(MLP(...), generators(seeds[k])[0])``.
+        """A stack whose candidate ``k`` is ``init_mlp_(MLP(...), generators(seeds[k])[0], init)``.
 
+        The initialization contract of the estimators (:func:`shrinkage.models.init_mlp_`),
+        so a candidate starts from the weights a single fit with the same seed starts from.
         Candidates with the same seed get the same initial weights (drawn once).
         """
         stack = cls(len(seeds), sizes, activation, device)
         drawn: dict[int, dict[str, Tensor]] = {}
         for k, seed in enumerate(seeds):
             if seed not in drawn:
-                model = MLP(sizes[0], sizes[1:-1], sizes[-1], activation)
-                drawn[seed] = dict(init_mlp_(model, generators(seed)[0]).named_parameters())
+                model = init_mlp_(
+                    MLP(sizes[0], sizes[1:-1], sizes[-1], activation), generators(seed)[0], init
+                )
+                drawn[seed] = dict(model.named_parameters())
             stack.load_state(k, drawn[seed])
         return stack
 
