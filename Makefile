@@ -2,33 +2,60 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch is pinned where it is installed (the library itself asks for a range): an
-# unpinned torch would pull a multi-GB CUDA build.
+# torch is pinned where it is installed (the library itself asks for a range). What the pin
+# installs depends on the index pip reads: on Linux, PyPI's torch wheel is the CUDA build
+# (several GB of NVIDIA libraries); macOS and Windows wheels are CPU-only. For the CPU build
+# on Linux: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_PIN ?= torch==2.13.0
+TORCH_INDEX ?=
+EXTRAS := test,parquet,distributed,lightning,skorch,tensorboard
 
-.PHONY: demo test lint bench install
+# The install stamp is named after a digest of what the install depends on: pyproject.toml's
+# content, the torch pin and index, the extras. A clone, a checkout or a `touch` changes
+# modification times, not content, so it does not reinstall; an edited pyproject.toml does.
+INSTALL_KEY := $(shell $(PYTHON) -c 'import hashlib, sys; \
+	print(hashlib.sha256(open("pyproject.toml", "rb").read() + sys.argv[1].encode()).hexdigest()[:16])' \
+	'$(TORCH_PIN) $(TORCH_INDEX) $(EXTRAS)')
+STAMP := $(VENV)/.installed-$(INSTALL_KEY)
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: demo test lint bench bench-quick install
+
+$(STAMP):
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e ".[test,parquet,distributed,lightning,skorch,tensorboard]"
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(STAMP)
 
-demo: $(VENV)/.installed
+demo: $(STAMP)
 	$(VENV)/bin/shrinkage demo
 
-test: $(VENV)/.installed
+# Without Chromium the browser tests skip, and the summary says why and how to run them;
+# SHRINKAGE_REQUIRE_BROWSER=1 (CI) turns that skip into a failure.
+test: $(STAMP)
 	$(PY) -m pytest -q
 
-lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests bench examples
-	$(VENV)/bin/ruff format --check src tests bench examples
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples docs
+	$(VENV)/bin/ruff format --check src tests bench examples docs
 
-bench: $(VENV)/.installed
+bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) bench/cli_startup.py
 	$(PY) bench/overhead.py
 	$(PY) bench/search.py
 	$(PY) bench/per_layer.py
+	$(PY) bench/report.py
+	$(PY) bench/dask_search.py
+
+bench-quick: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) bench/cli_startup.py --quick
+	$(PY) bench/overhead.py --quick
+	$(PY) bench/search.py --quick
+	$(PY) bench/per_layer.py --quick
+	$(PY) bench/report.py --quick
+	$(PY) bench/dask_search.py --quick

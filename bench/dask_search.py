@@ -26,6 +26,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -65,7 +66,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 300 rows, 5 epochs, 1 round"
+    )
+    parser.add_argument("--json", default=None, help="default: bench/results/dask_search.json")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.epochs, args.repeats = 300, 5, 1
+    if args.json is None:
+        quick = "-quick" if args.quick else ""
+        args.json = f"bench/results/dask_search{quick}.json"
 
     from distributed import Client, LocalCluster
 
@@ -144,6 +154,19 @@ def main() -> None:
             f"{best[name] / base:>9.2f}x{largest_difference(search):>14.1e}"
         )
     print(f"cluster start (not counted above): {startup_s:.2f} s")
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as handle:
+        payload = {
+            "rows": args.rows,
+            "epochs": args.epochs,
+            "repeats": args.repeats,
+            "best_seconds": {
+                f"{name.strip()}, {results[name].chunking_['n_chunks']} chunks": best[name]
+                for name in variants
+            },
+            "cluster_start_s": startup_s,
+        }
+        json.dump(payload, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from shrinkage._io import atomic_write
-from shrinkage.cli import _common
+from shrinkage._progress import ProgressBoard
 from shrinkage.cli import main as cli_main
 from shrinkage.cli.demo import (
     DemoConfig,
@@ -125,19 +125,19 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--l2", "-1"],
-        "The 'l2' parameter must be a finite float in the range [0, inf). Got -1.0 instead.",
+        "The '--l2' option must be a finite float in the range [0, inf). Got -1.0 instead.",
     ),
     (
         ["train.csv", "--target", "y", "--l1", "nan"],
-        "The 'l1' parameter must be a finite float in the range [0, inf). Got 'nan' instead.",
+        "The '--l1' option must be a finite float in the range [0, inf). Got 'nan' instead.",
     ),
     (
         ["train.csv", "--target", "y", "--penalty", "l2", "--strength", "inf"],
-        "The 'strength' parameter must be a finite float in the range [0, inf). Got 'inf' instead.",
+        "The '--strength' option must be a finite float in the range [0, inf). Got 'inf' instead.",
     ),
     (
         ["train.csv", "--target", "y", "--l2", "abc"],
-        "The 'l2' parameter must be a finite float in the range [0, inf). Got 'abc' instead.",
+        "The '--l2' option must be a finite float in the range [0, inf). Got 'abc' instead.",
     ),
     (
         ["nan_feature.csv", "--target", "y"],
@@ -147,7 +147,35 @@ _BAD_INPUTS = [
     (["train.csv"], "Missing option '--target' / '-t'; see 'shrinkage fit --help'."),
     (
         ["train.csv", "--target", "y", "--l2", "0.1", "--l1", "0.1"],
-        "Give only one of --l2, --l1 and --penalty; got --l2 and --l1.",
+        "Give only one of --l2 and --l1; for both at once (0.1·Σ|w| + 0.1·Σw²) use "
+        "--penalty elastic_net --strength 0.2 --l1-ratio 0.5.",
+    ),
+    (
+        ["train.csv", "--target", "y", "--l2", "0.1", "--penalty", "l1"],
+        "Give only one of --l2, --l1 and --penalty; got --l2 and --penalty.",
+    ),
+    (
+        ["train.csv", "--target", "Y"],
+        "The 'target' column 'Y' is not in train.csv; columns are: a, b, c, y. Did you mean 'y'?",
+    ),
+    (
+        ["train.csv", "--target", "y", "--hidden", "64,0"],
+        "The '--hidden' option must be comma-separated integers >= 1 like 100,50, or none. "
+        "Got '64,0' instead.",
+    ),
+    (
+        ["train.csv", "--target", "y", "--activation", "rleu"],
+        "Invalid value for '--activation': 'rleu' is not one of 'relu', 'tanh', 'logistic', "
+        "'sigmoid', 'gelu', 'identity'; see 'shrinkage fit --help'. Did you mean 'relu'?",
+    ),
+    (
+        ["train.csv", "--target", "y", "--batch-size", "0"],
+        "The '--batch-size' option must be an integer >= 1. Got 0 instead.",
+    ),
+    (
+        ["train.csv", "--target", "y", "--seed", "-1"],
+        "The '--seed' option must be an integer in [0, 4294967295], a numpy RandomState or "
+        "None. Got -1 instead.",
     ),
     (
         ["train.csv", "--target", "y", "--l2", "0.1", "--strength", "0.1"],
@@ -155,13 +183,18 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--hidden", "a,b"],
-        "The '--hidden' option must be comma-separated integers like 100,50, or none. "
+        "The '--hidden' option must be comma-separated integers >= 1 like 100,50, or none. "
         "Got 'a,b' instead.",
     ),
     (
         ["train.csv", "--target", "y", "--placement", "middle"],
         "The '--placement' option must be all, hidden, output, comma-separated integers like "
         "0,2, or none. Got 'middle' instead.",
+    ),
+    (
+        ["train.csv", "--target", "y", "--placement", "hiden"],
+        "The '--placement' option must be all, hidden, output, comma-separated integers like "
+        "0,2, or none. Got 'hiden' instead. Did you mean 'hidden'?",
     ),
     (
         ["train.csv", "--target", "y", "--penalty", "l9"],
@@ -174,7 +207,7 @@ _BAD_INPUTS = [
     ),
     (
         ["train.csv", "--target", "y", "--lr", "-0.1"],
-        "The 'learning_rate' parameter must be a float in the range (0, inf). Got -0.1 instead.",
+        "The '--lr' option must be a float in the range (0, inf). Got -0.1 instead.",
     ),
     (
         ["train.csv", "--target", "y", "--init", "nowhere"],
@@ -291,6 +324,16 @@ def test_regression_linear_model_and_quiet(workdir, capsys):
     assert pd.read_csv("p.csv").columns.tolist() == ["prediction"]
 
 
+def test_summary_reads_as_english(workdir, capsys):
+    code, out, err = run(
+        ["fit", "train.csv", "--target", "y", "--epochs", "1", "--hidden", "4", "-o", "m/"], capsys
+    )
+    assert code == 0, err
+    assert ", 1 epoch, in " in out and "Saved to m/ (model.json" in out
+    code, out, _ = run(["inspect", "m"], capsys)
+    assert code == 0 and "After 1 epoch: train accuracy" in out
+
+
 def test_impute_accepts_missing_features(workdir, capsys):
     code, _, err = run(
         ["fit", "nan_feature.csv", "--target", "y", "--impute", "--epochs", "2", "-q", "-o", "m"],
@@ -329,6 +372,13 @@ def test_init_fine_tunes_a_saved_model(workdir, capsys):
     assert tuned.model_.sizes == [4, 6, 1] and tuned.get_params()["penalty"] == "l2sp"
     assert tuned.get_params()["epochs"] == 2
     assert not np.array_equal(tuned.layer_weights_[0]["weight"], start[0]["weight"])
+    code, out, _ = run(["inspect", "tuned", "--json"], capsys)
+    shown = json.loads(out)
+    assert code == 0 and "reference=None" not in out
+    assert {row["penalty"] for row in shown["model"]["plan"]} == {
+        "L2SP(0.1) toward the initial weights"
+    }
+    assert {row["penalty"] for row in shown["layers"]} == {"L2SP(0.1) toward the initial weights"}
     code, _, err = run(
         ["fit", "train.csv", "--target", "y", "--init", "out", "--hidden", "3", "-o", "x"],
         capsys,
@@ -367,6 +417,11 @@ def test_init_fine_tunes_a_saved_model(workdir, capsys):
         ),
         (["inspect", "nowhere"], "The model directory 'nowhere' does not exist."),
         (
+            ["predict", "results", "train.csv", "-o", "p.csv"],
+            "'results' is not a shrinkage model directory: model.json is missing. "
+            "Did you mean 'results/model/'?",
+        ),
+        (
             ["inspect", "train.csv"],
             "The model path 'train.csv' is a file; expected a model directory.",
         ),
@@ -375,6 +430,10 @@ def test_init_fine_tunes_a_saved_model(workdir, capsys):
 def test_predict_and_inspect_bad_input(workdir, capsys, args, message):
     assert run([*_FIT, "train.csv", "--target", "y", "-q", "--hidden", "4"], capsys)[0] == 0
     os.rename("out", "model")
+    os.makedirs("results/model")  # what `shrinkage tune` writes: the model one level down
+    for name in os.listdir("model"):
+        with open(f"model/{name}", "rb") as src, open(f"results/model/{name}", "wb") as dst:
+            dst.write(src.read())
     before = _tree(workdir)
     code, out, err = run(args, capsys)
     assert (code, out, err) == (2, "", f"Error: {message.format(cwd=workdir)}\n")
@@ -435,10 +494,11 @@ def test_real_entry_point_in_a_subprocess(tmp_path):
 
 
 def test_demo_command_prints_the_table(capsys, tmp_path):
-    code, out, err = run(["demo", "--epochs", "15", "--quiet", "-o", str(tmp_path)], capsys)
+    folder = tmp_path / "shrinkage-demo"  # not there yet, as on a fresh clone
+    code, out, err = run(["demo", "--epochs", "15", "--quiet", "-o", str(folder)], capsys)
     assert code == 0 and err == ""
-    report = tmp_path / "report.html"
-    assert report.is_file() and "<img" in report.read_text(encoding="utf-8")
+    report = folder / "report.html"
+    assert report.is_file() and "<svg" in report.read_text(encoding="utf-8")
     assert "tuned by CV" in out and f"Report: {report}" in " ".join(out.split())
     for text in (
         "train acc",
@@ -488,18 +548,97 @@ def test_demo_rows_and_conventions():
 
 
 def test_progress_appears_only_after_the_delay_and_never_when_quiet():
-    quiet = _common.TrainingProgress(10, "x", enabled=False, delay=0.0)
+    quiet = ProgressBoard("fit", display="off")
     with quiet:
-        quiet.callback(1, {"total": 1.0})
-    assert quiet._progress is None and quiet._done == 1
-    slow = _common.TrainingProgress(10, "x", enabled=True, delay=3600.0)
+        quiet.add("train", 10)
+        quiet.epoch_callback("train")(1, {"total": 1.0})
+    assert quiet._progress is None and quiet.phases["train"].completed == 1
+    slow = ProgressBoard("fit", display="rich", delay=3600.0)
     with slow:
-        slow.callback(1, {"total": 1.0})
+        slow.add("train", 10)
+        slow.epoch_callback("train")(1, {"data_loss": 1.0})
         assert slow._progress is None
-    shown = _common.TrainingProgress(10, "x", enabled=True, delay=0.0)
+    shown = ProgressBoard("fit", display="rich", delay=0.0)
     with shown:
-        shown.callback(1, {"total": 1.0})
-        shown.callback(2, {"total": 0.5})
+        shown.add("train", 10)
+        shown.epoch_callback("train")(1, {"data_loss": 1.0})
+        shown.epoch_callback("train")(2, {"data_loss": 0.5})
         assert shown._progress is not None
-        assert shown._progress.tasks[0].completed == 2
+        task = shown.phases["train"].task
+        assert shown._progress.tasks[task].completed == 2
+        assert shown._progress.tasks[task].fields["status"] == "loss 0.5"
     assert shown._progress is None
+
+
+# --------------------------------------------------------------------------- start-up
+
+_HEAVY = ("torch", "numpy", "pandas", "sklearn", "matplotlib", "rich")
+
+
+def test_help_and_version_import_nothing_heavy():
+    # bench/cli_startup.py times these; here: what they import, in one fresh process.
+    code = (
+        "import sys\n"
+        "from shrinkage.cli import main\n"
+        "for args in (['--help'], ['--version'], ['fit', '--help'], ['tune', '--help'],\n"
+        "             ['demo', '--help'], ['predict', '--help'], ['inspect', '--help'],\n"
+        "             ['report', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"print('HEAVY', sorted(m for m in {_HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "HEAVY []"
+    assert "shrinkage, version " in result.stdout and "Usage: shrinkage tune" in result.stdout
+
+
+def test_fit_says_what_it_does_before_loading_torch(workdir):
+    # On a terminal (a pseudo-terminal here) the first line comes before torch is imported;
+    # an import hook writes <torch> to the same terminal when that import starts.
+    pty = pytest.importorskip("pty")
+    import select
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Watch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch':\n"
+        "            sys.stderr.write('<torch>'); sys.stderr.flush()\n"
+        "            sys.meta_path.remove(self)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from shrinkage.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["fit", "train.csv", "--target", "y", "--epochs", "1", "--hidden", "2", "-o", "m"]
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    out = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 0
+    text = seen.decode(errors="replace")
+    assert "Reading train.csv" in text and "<torch>" in text
+    assert text.index("Reading train.csv") < text.index("<torch>")
+    assert "Reading train.csv …\r\x1b[K" in text  # erased before any other output
+    assert out.startswith("Trained MLPClassifier")

@@ -46,6 +46,8 @@ def test_tune_writes_results_and_model(table, tmp_path, capsys):
     assert set(model.classes_) == {"yes", "no"}
     assert model.predict(pd.read_csv(table).drop(columns="y")).shape == (45,)
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+    # the report's title comes from the data file's name
+    assert "<title>data.csv: predicting y</title>" in (out / "report.html").read_text("utf-8")
 
 
 def test_tune_prints_the_top_table(table, tmp_path, capsys):
@@ -59,12 +61,16 @@ def test_tune_prints_the_top_table(table, tmp_path, capsys):
 
 BAD = [
     (["--target", "nope"], "column"),
-    (["--target", "y", "--kinds", "l3"], "The 'kinds' entries must be among"),
+    (["--target", "Y"], "column 'Y' is not in"),
+    (["--target", "y", "--kinds", "l11"], "The '--kinds' entries must be among"),
+    (["--target", "y", "--kinds", "l11"], "Got 'l11' instead. Did you mean 'l1'?"),
+    (["--target", "y", "--placements", "hiden"], "Did you mean 'hidden'?"),
     (["--target", "y", "--strengths", "a,b"], "The '--strengths' option must be comma-separated"),
     (["--target", "y", "--hidden", "0,x"], "The '--hidden' option must be comma-separated"),
-    (["--target", "y", "--folds", "1"], "The 'folds' parameter must be an integer >= 2."),
-    (["--target", "y", "--max-memory", "10"], "The 'max_memory' parameter is too small"),
-    (["--target", "y", "--lr", "-1"], "The 'learning_rate' parameter must be a float"),
+    (["--target", "y", "--folds", "1"], "The '--folds' option must be an integer >= 2."),
+    (["--target", "y", "--max-memory", "10"], "The '--max-memory' option is too small"),
+    (["--target", "y", "--lr", "-1"], "The '--lr' option must be a float"),
+    (["--target", "y", "--hidden", "0"], "The '--hidden' option must be comma-separated"),
 ]
 
 

@@ -163,7 +163,16 @@ BAD = [
         "Unknown constraint identifier: 'maxx'. Expected one of: max_norm, "
         "unit_norm, non_neg, min_max_norm.",
     ),
-    (lambda: C.get(3), "Could not interpret constraint identifier: 3."),
+    (
+        lambda: C.get(3),
+        "Could not interpret constraint identifier: 3. A number alone is not a constraint: "
+        "write sk.MaxNorm(3).",
+    ),
+    (
+        lambda: C.get(MaxNorm),
+        "Could not interpret constraint identifier: <class 'shrinkage.constraints.MaxNorm'>. "
+        "That is the class MaxNorm, not a constraint: write sk.MaxNorm(3).",
+    ),
     (
         lambda: C.deserialize({"config": {}}),
         "A serialized constraint must be a dict with "

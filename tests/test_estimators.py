@@ -1,5 +1,7 @@
 """MLPClassifier / MLPRegressor: scikit-learn compatibility, parameters, learned attributes."""
 
+import inspect
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ from sklearn.linear_model import Lasso, Ridge
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from shrinkage import L1, ElasticNet, ShrinkageError
+from shrinkage import L1, ElasticNet, ShrinkageError, from_sklearn_alpha
 from shrinkage.estimators import MLPClassifier, MLPRegressor, make_penalty
 
 # Small and quick: the checks fit several hundred times. A learning rate of 0.01 lets five
@@ -143,6 +145,44 @@ def test_bad_parameters_are_refused_in_fit(params, message):
     with pytest.raises(ShrinkageError) as err:
         estimator.fit(X, y)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"alpha": 1e-4},
+            "MLPClassifier() got an unexpected keyword argument 'alpha'. Its strength has the "
+            "Keras meaning (strength·Σw² added to the mean loss); scikit-learn's alpha is "
+            "penalty='l2', strength=alpha / (2 * batch_size): "
+            "strength=sk.from_sklearn_alpha(alpha, batch_size).l2.",
+        ),
+        (
+            {"max_iter": 10},
+            "MLPClassifier() got an unexpected keyword argument 'max_iter'. Its name here is "
+            "'epochs'.",
+        ),
+        (
+            {"hidden_layers": (8,)},
+            "MLPClassifier() got an unexpected keyword argument 'hidden_layers'. Did you mean "
+            "'hidden_layer_sizes'?",
+        ),
+    ],
+)
+def test_unknown_keywords_say_what_they_are_called_here(params, message):
+    with pytest.raises(TypeError) as err:  # what Python raises for an unknown keyword
+        MLPClassifier(**params)
+    assert str(err.value) == message and isinstance(err.value, ShrinkageError)
+    with pytest.raises(ShrinkageError) as err:
+        MLPRegressor().set_params(**params)
+    assert str(err.value) == message.replace("MLPClassifier()", "MLPRegressor.set_params()")
+    # The keyword check leaves the signature scikit-learn and help() read alone.
+    assert list(inspect.signature(MLPClassifier).parameters)[:2] == [
+        "hidden_layer_sizes",
+        "activation",
+    ]
+    # The pointer is right: from_sklearn_alpha(alpha, n).l2 is alpha / (2n).
+    assert from_sklearn_alpha(1e-4, 32).l2 == pytest.approx(1e-4 / 64)
 
 
 def test_bad_data_messages():
@@ -506,3 +546,16 @@ def test_l2sp_warm_start_pulls_toward_the_starting_weights():
         if penalty == "l2sp":
             assert clf.history_[-1]["penalty"] == pytest.approx(strength * moved, rel=1e-3)
     assert results["l2sp"] < 0.1 * results["none"]
+
+
+def test_verbose_shows_the_epochs_with_loss_and_time_left(capsys):
+    X, y = _regression()
+    MLPRegressor(hidden_layer_sizes=(4,), epochs=20, verbose=True).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()  # not a terminal: a line per tenth
+    assert lines[0] == "MLPRegressor: train started (20 epochs)"
+    assert lines[-1].startswith("MLPRegressor: train done in 0:0")
+    epochs = [line for line in lines if " epochs · loss " in line]
+    assert len(epochs) >= 10 and epochs[-1].startswith("MLPRegressor: train 20/20 epochs")
+    assert all("overall" in line and "elapsed" in line for line in epochs)
+    MLPRegressor(hidden_layer_sizes=(4,), epochs=3).fit(X, y)
+    assert capsys.readouterr().out == ""

@@ -34,7 +34,13 @@ ALIASES = {
 # The layers, lowest first: a module may import its own layer or lower ones, never higher.
 LAYERS = [
     ("shrinkage._version", "shrinkage._names", "shrinkage.errors", "shrinkage._deprecated"),
-    ("shrinkage._validation", "shrinkage._io", "shrinkage._registry", "shrinkage.display"),
+    (
+        "shrinkage._validation",
+        "shrinkage._io",
+        "shrinkage._registry",
+        "shrinkage.display",
+        "shrinkage._progress",
+    ),
     ("shrinkage.functional",),
     ("shrinkage.penalties", "shrinkage.constraints", "shrinkage.steps"),
     ("shrinkage.plan",),

@@ -17,6 +17,7 @@ from shrinkage import penalties as P
 from shrinkage.errors import ShrinkageError
 from shrinkage.functional import penalties as F
 from shrinkage.penalties import L1, L2, L2SP, ElasticNet, ExpAbs, GroupLasso, Orthogonal
+from shrinkage.plan import Plan
 
 RNG = np.random.default_rng(0)
 W_LINEAR = RNG.normal(size=(4, 3))  # a torch Linear weight: (out, in)
@@ -634,7 +635,26 @@ BAD_INPUTS = [
     (
         "uninterpretable identifier",
         lambda: P.get(0.01),
-        "Could not interpret penalty identifier: 0.01.",
+        "Could not interpret penalty identifier: 0.01. A number alone is not a penalty: "
+        "write sk.L2(0.01).",
+    ),
+    (
+        "a bare number in a plan",
+        lambda: Plan({"*": 1e-3}),
+        "Could not interpret penalty identifier: 0.001. A number alone is not a penalty: "
+        "write sk.L2(0.001).",
+    ),
+    (
+        "the class, not an instance",
+        lambda: Plan({"*": P.L2}),
+        "Could not interpret penalty identifier: <class 'shrinkage.penalties.L2'>. "
+        "That is the class L2, not a penalty: write sk.L2(0.001).",
+    ),
+    (
+        "a near name",
+        lambda: P.get("elasticnet2"),
+        "Unknown penalty identifier: 'elasticnet2'. Expected one of: "
+        "l1, l2, elastic_net, exp_abs, group_lasso, l2sp, orthogonal. Did you mean 'elastic_net'?",
     ),
     (
         "dict without class_name",

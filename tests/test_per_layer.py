@@ -417,9 +417,10 @@ def test_tune_per_layer_end_to_end_writes_results_model_and_report(table, tmp_pa
     assert model.penalty == "none" and set(model.layer_penalties) == {0, 1, 2}
     html = (out / "report.html").read_text()
     assert "Per-layer strengths and successive halving" in html
-    assert 'alt="per-layer strengths"' in html and 'alt="successive halving rungs"' in html
+    assert 'aria-label="per-layer strengths"' in html
+    assert 'aria-label="successive halving rungs"' in html
     assert "<h3>Rungs</h3>" in html and "per-layer penalties" in html
-    assert 'alt="validation curve"' not in html  # its x axis is one strength: not drawn
+    assert 'aria-label="validation curve"' not in html  # its x axis is one strength
     assert sorted(p.name for p in (out / "chunks").iterdir()) == [
         "rung0-chunk-00000.json",
         "rung1-chunk-00000.json",
@@ -445,10 +446,10 @@ def test_tune_per_layer_end_to_end_writes_results_model_and_report(table, tmp_pa
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--per-layer", "--candidates", 2], "The 'n_candidates' parameter must be at least the 4"),
-        (["--per-layer", "--zero-probability", 1.5], "The 'zero_probability' parameter must be"),
-        (["--halving-factor", 1, "--per-layer"], "The 'halving_factor' parameter must be"),
-        (["--per-layer", "--refine"], "The 'refine' parameter must be False with per_layer=True"),
+        (["--per-layer", "--candidates", 2], "The '--candidates' option must be at least the 4"),
+        (["--per-layer", "--zero-probability", 1.5], "The '--zero-probability' option must be"),
+        (["--halving-factor", 1, "--per-layer"], "The '--halving-factor' option must be"),
+        (["--per-layer", "--refine"], "The '--refine' option must be False with per_layer=True"),
     ],
 )
 def test_tune_per_layer_bad_options_exit_2_and_write_nothing(

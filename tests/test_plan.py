@@ -304,6 +304,18 @@ BAD_INPUTS = [
         f"{ALL_NAMES}.",
     ),
     (
+        "glob with a typo",
+        lambda: Plan({"conv.weigth": L2(0.1)}).resolve(Zoo()),
+        f"Selector 'conv.weigth' in the plan matches no parameter of Zoo; parameters are: "
+        f"{ALL_NAMES}. Did you mean 'conv.weight'?",
+    ),
+    (
+        "activity glob in the wrong case",
+        lambda: Plan(activity={"LSTM": L2(0.1)}).resolve_activity(Zoo()),
+        f"Activity selector 'LSTM' matches no module of Zoo; modules are: {MODULES}. "
+        "Did you mean 'lstm'?",
+    ),
+    (
         "type matching nothing",
         lambda: Plan({nn.GRU: L2(0.1)}).resolve(Zoo()),
         f"Selector GRU in the plan matches no parameter of Zoo; parameters are: {ALL_NAMES}.",

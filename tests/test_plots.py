@@ -242,7 +242,7 @@ def test_learning_curves_separate_loss_terms_and_scores():
     assert loss_ax.get_yscale() == "log"
     penalty = loss_ax.get_lines()[2].get_ydata()
     assert np.isnan(penalty[0]) and penalty[1] == 0.01  # a 0 penalty is left off the log axis
-    assert labels(score_ax) == ["train", "validation"]
+    assert labels(score_ax) == ["train score", "validation score"]
     np.testing.assert_allclose(score_ax.get_lines()[1].get_ydata(), [0.55, 0.6, 0.65, 0.7])
     np.testing.assert_allclose(score_ax.get_lines()[0].get_xdata(), [1, 2, 3, 4])
 
@@ -254,7 +254,7 @@ def test_learning_curves_of_an_estimator_without_validation():
     fig = Figure()
     axes = plots.plot_learning_curves(est, fig.subplots(1, 2))
     assert labels(axes[0]) == ["train data loss", "penalty λ·Ω(W)", "total"]
-    assert labels(axes[1]) == ["train"]
+    assert labels(axes[1]) == ["train score"]
     with pytest.raises(ShrinkageError) as err:
         plots.plot_learning_curves([])
     assert str(err.value) == "The 'history' parameter is empty: there is no epoch to plot."
@@ -280,10 +280,14 @@ def test_decision_boundary_draws_regions_contour_and_points():
     X = np.array([[-1.0, 0.0], [1.0, 1.0], [0.5, -1.0]])
     y = np.array(["a", "b", "b"])
     ax = plots.plot_decision_boundary(Threshold(), X, y, resolution=20)
+    # one set of points per class, each with its own marker, named in the legend
     points = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert len(points) == 1
-    np.testing.assert_allclose(points[0].get_offsets(), X)
-    np.testing.assert_array_equal(points[0].get_array(), [0, 1, 1])
+    assert len(points) == 2
+    np.testing.assert_allclose(points[0].get_offsets(), X[:1])
+    np.testing.assert_allclose(points[1].get_offsets(), X[1:])
+    shapes = [len(c.get_paths()[0].vertices) for c in points]
+    assert shapes[0] != shapes[1]  # a circle and a triangle
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class a", "class b"]
     # contourf regions + the 0.5 contour: the boundary's vertices lie on x0 = 0.
     boundary = ax.collections[1] if len(ax.collections) > 2 else None
     assert boundary is not None

@@ -91,7 +91,7 @@ CASES = [
     Case("fit-device-meta", [*_FIT, "--device", "meta"], "Got 'meta' instead."),
     Case("tune-device-meta", [*_TUNE, "--device", "meta"], "Got 'meta' instead."),
     Case("tune-grid-max-inf", [*_TUNE, "--grid-max", "inf"], "The '--grid-max' option must be"),
-    Case("tune-grid-max-huge", [*_TUNE, "--grid-max", "1e300"], "'grid_max' parameter"),
+    Case("tune-grid-max-huge", [*_TUNE, "--grid-max", "1e300"], "The '--grid-max' option"),
     Case("tune-grid-too-fine", [*_TUNE, "--per-decade", "100000"], "strengths; at most 10000"),
     Case("tune-threads-100000", [*_TUNE, "--threads", "100000"], "The '--threads' parameter"),
     Case("tune-threads-0", [*_TUNE, "--threads", "0"], "The '--threads' parameter"),

@@ -17,7 +17,7 @@ INTEGRATION_BLOCKS = re.findall(r"```python\n(.*?)```", INTEGRATIONS, re.S)
 def test_readme_has_the_two_commands_and_python_examples():
     text = README.read_text(encoding="utf-8")
     assert "make demo" in text and "make test" in text
-    assert len(BLOCKS) == 4
+    assert len(BLOCKS) == 5
 
 
 def test_regularizer_example_runs(capsys):
@@ -34,15 +34,24 @@ def test_estimator_and_search_example_runs(capsys):
     assert "'strength'" in lines[2] and "'placement'" in lines[2]
 
 
-def test_linear_estimator_example_reaches_the_lasso(capsys):
+def test_any_model_weights_and_activations_example_runs(capsys):
     exec(compile(BLOCKS[2], "README-example-3", "exec"), {})
+    out = capsys.readouterr().out
+    assert "0.weight" in out and "L1(l1=0.001)" in out and "L2(l2=0.0001)" in out
+    assert "{'1': (32, 8, 8, 8), '4': (32, 10)}" in out
+    assert "ReLU" in out and "fraction_active" in out
+    assert out.rstrip().endswith("(32, 8, 8, 8)")
+
+
+def test_linear_estimator_example_reaches_the_lasso(capsys):
+    exec(compile(BLOCKS[3], "README-example-4", "exec"), {})
     assert capsys.readouterr().out.splitlines() == ["True", "True"]
 
 
 def test_per_layer_search_example_runs(capsys):
     from shrinkage.estimators import parse_layer_penalties
 
-    exec(compile(BLOCKS[3], "README-example-4", "exec"), {})
+    exec(compile(BLOCKS[4], "README-example-5", "exec"), {})
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "[1, 3, 9, 27]"
     assert lines[1].startswith("{0: ") and "2: " in lines[1]

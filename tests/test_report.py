@@ -92,11 +92,28 @@ def tuned(tmp_path_factory):
     return {"search": search, "out": out, "path": path, "X": X, "y": y}
 
 
+def plots(text: str) -> list[str]:
+    """The figures of a report, in order: each drawn twice, wide and narrow (for phones)."""
+    wide = re.findall(r'<div class="wide"><svg [^>]*aria-label="([^"]+)"', text)
+    narrow = re.findall(r'<div class="narrow"><svg [^>]*aria-label="([^"]+)"', text)
+    assert wide == narrow
+    return wide
+
+
 def check_self_contained(text: str) -> Page:
     page = Page(text)
     assert not page.attrs("script") and not page.attrs("link") and not page.attrs("iframe")
     assert not re.search(r"(?i)\b(src|href)\s*=\s*[\"']?(https?:|//)", text)
-    assert "url(" not in text  # no CSS fetches either
+    assert not re.search(r"url\((?!#)", text)  # no CSS fetches: only links inside the SVGs
+    hrefs = [a.get("xlink:href", a.get("href")) for t, a in page.tags if t in ("use", "image")]
+    assert all(h.startswith(("#", "data:image/png;base64,")) for h in hrefs)
+    ids = [a["id"] for t, a in page.tags if "id" in a]
+    assert len(ids) == len(set(ids))  # the two drawings of a figure share no id
+    for image in page.attrs("image"):  # rasterized layers inside the SVGs (filled contours,
+        # which may be one colour when a model is unsure everywhere)
+        data = image.get("xlink:href", image.get("href"))
+        picture = Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1])))
+        assert picture.format == "PNG" and min(picture.size) > 10
     metas = page.attrs("meta")
     assert {"name": "viewport", "content": "width=device-width, initial-scale=1"} in metas
     csp = [m["content"] for m in metas if m.get("http-equiv") == "Content-Security-Policy"]
@@ -114,8 +131,9 @@ def check_self_contained(text: str) -> Page:
 def test_tune_report_is_one_self_contained_file(tuned):
     path = tuned["path"]
     assert path == tuned["out"] / "report.html"
-    page = check_self_contained(path.read_text(encoding="utf-8"))
-    assert [img["alt"] for img in page.attrs("img")] == FIGURES
+    text = path.read_text(encoding="utf-8")
+    page = check_self_contained(text)
+    assert plots(text) == FIGURES
     assert page.headings == SECTIONS
     assert sorted(os.listdir(tuned["out"])) == [
         "baseline.safetensors",
@@ -146,13 +164,15 @@ def test_report_states_data_search_choice_and_convention(tuned):
     assert "<td>best mean CV score</td>" in text and "<td>accuracy</td>" in text
     # the convention, with the course's lambda for m = 60 rows: 2 * 60 * strength
     assert "J = mean loss + λ·Σw²" in text
-    assert f"<td>{2 * 60 * best['strength']:.4g} (m = 60)</td>" in text
-    assert f"<td>{2 * best['strength']:.4g}</td>" in text
-    # the diagnosis of the chosen row, as diagnose_search reads it
-    from shrinkage.analysis import diagnose_search
+    assert f">{2 * 60 * best['strength']:.4g} (m = 60)</td>" in text
+    assert f">{2 * best['strength']:.4g}</td>" in text
+    # the verdict reads the search: the edge of the grid first, then the chosen row's gap
+    from shrinkage.analysis import diagnose_search, grid_edge
 
-    verdict = diagnose_search(search).verdict
-    assert f'">{verdict}</span>' in text
+    badge = {"upper": "λ at the top of the grid", "lower": "λ at the bottom of the grid"}.get(
+        grid_edge(search, search.best_index_), diagnose_search(search).verdict
+    )
+    assert f'">{badge}</span>' in text
     assert "1% train vs 11% validation error is high variance" in text
 
 
@@ -193,8 +213,8 @@ def test_cli_rebuilds_the_report_from_the_directory(tuned, tmp_path, capsys):
     main(["report", str(tuned["out"]), "-o", str(target), "--title", "rebuilt"])
     assert capsys.readouterr().out.strip() == str(target)
     text = target.read_text(encoding="utf-8")
-    page = check_self_contained(text)
-    assert [img["alt"] for img in page.attrs("img")] == FIGURES
+    check_self_contained(text)
+    assert plots(text) == FIGURES
     assert "<title>rebuilt</title>" in text
     original = tuned["path"].read_text(encoding="utf-8")
     card = re.compile(r'<div class="cards">.*?</section>', re.S)
@@ -232,12 +252,8 @@ def test_single_estimator_report(tmp_path):
     est = MLPClassifier((6,), epochs=8, early_stopping=True, validation_fraction=0.25).fit(X, y)
     path = R.build_report(est, tmp_path / "one.html", X=X, y=y)
     text = path.read_text(encoding="utf-8")
-    page = check_self_contained(text)
-    assert [img["alt"] for img in page.attrs("img")] == [
-        "weight histograms",
-        "learning curves",
-        "decision boundary",
-    ]
+    check_self_contained(text)
+    assert plots(text) == ["weight histograms", "learning curves", "decision boundary"]
     assert "No search: a single fit." in text
     assert "refit model, last epoch (validation rows)" in text  # diagnosed from history_
 
@@ -351,12 +367,13 @@ def test_demo_report_compares_the_two_networks(tuned, tmp_path):
         y_test,
     )
     text = path.read_text(encoding="utf-8")
-    page = check_self_contained(text)
-    assert [img["alt"] for img in page.attrs("img")] == FIGURES[3:]
-    boundary = page.attrs("img")[-1]
-    assert (boundary["width"], boundary["height"]) == ("1000", "420")  # two panels
-    assert "<td>unregularized: train vs test accuracy</td>" in text
-    assert "<td>chosen: train vs test accuracy</td>" in text
+    check_self_contained(text)
+    assert plots(text) == FIGURES[3:]
+    # two panels: the unregularized and the chosen boundary
+    assert text.count(">Decision boundary: unregularized</text>") == 2  # wide and narrow
+    assert text.count(">Decision boundary: chosen</text>") == 2
+    assert ">unregularized: train vs test accuracy</td>" in text
+    assert ">chosen: train vs test accuracy</td>" in text
     assert '<div class="value">hidden</div>' in text and '<div class="value">0.01</div>' in text
     assert "<td>30</td>" in text and "<td>test rows</td><td>30</td>" in text
 
@@ -372,7 +389,7 @@ def test_cards_describe_the_shown_model_when_it_is_not_the_searched_choice(tuned
     assert "CV score" not in cards  # the search's score is not this model's
     best = search.best_params_
     assert (
-        f"<td>the search&#x27;s choice (l2 λ={best['strength']:.4g} on {best['placement']}), "
+        f">the search&#x27;s choice (l2 λ={best['strength']:.4g} on {best['placement']}), "
         "cross-validated</td>"
     ) in text
     inputs.estimator = search.best_estimator_
@@ -401,3 +418,138 @@ def test_tune_report_on_a_table_with_a_categorical_column(tmp_path, no_figures):
         "classes": {"0": 20, "1": 20},
     }
     assert [row["units"] for row in meta["activations"]] == [4]
+
+
+def _results(strengths, scores, train, placements=None):
+    """A results table of one kind: scores per configuration, 2 folds."""
+    n = len(strengths)
+    return pd.DataFrame(
+        {
+            "param_kind": ["l2"] * n,
+            "param_strength": strengths,
+            "param_placement": placements or ["all"] * n,
+            "mean_test_score": scores,
+            "std_test_score": [0.01] * n,
+            "mean_train_score": train,
+            "mean_fit_time": [0.5] * n,
+            "split0_test_score": scores,
+            "split1_test_score": scores,
+        }
+    )
+
+
+def _headline(text):
+    return re.search(r'<span class="badge (\w+)">(.*?)</span> (.*?)</p>', text).groups()
+
+
+@pytest.mark.parametrize(
+    "scores, train, chosen, badge, words",
+    [
+        # the best λ inside the grid, train and CV close: keep it
+        ([0.90, 0.95, 0.93], [0.97, 0.96, 0.94], 1, "balanced", "keep it"),
+        # inside the grid with a large gap: the grid already tried more λ, so not "increase"
+        ([0.80, 0.85, 0.83], [1.0, 1.0, 0.95], 1, "high variance", "not more λ"),
+        # inside the grid with a high train error: weaker λ validated worse
+        ([0.60, 0.70, 0.65], [0.72, 0.71, 0.66], 1, "high bias", "λ is not what holds"),
+        # the best is the strongest tried: extend the grid up (the issue's diabetes case)
+        ([0.40, 0.45, 0.50], [0.50, 0.49, 0.52], 2, "λ at the top of the grid", "--grid-max 10"),
+        ([0.90, 0.85, 0.80], [0.99, 0.90, 0.81], 0, "λ at the bottom of the grid", "--grid-min"),
+    ],
+)
+def test_the_headline_comes_from_the_cross_validated_evidence(
+    scores, train, chosen, badge, words, no_figures
+):
+    inputs = R.ReportInputs(results=_results([0.01, 0.1, 1.0], scores, train), chosen_index=chosen)
+    text = R.render_html(inputs)
+    css, shown, sentence = _headline(text)
+    assert shown == badge and words in sentence
+    assert "decrease λ" not in text.split("</section>")[1].split("Error = 1")[0] or (
+        badge != "λ at the top of the grid"
+    )
+    assert "set baseline_error" not in text
+    assert f'<div class="value">{badge}</div>' in text  # the card says the same
+
+
+def test_the_demo_headline_follows_its_search_not_its_test_rows(no_figures):
+    # The demo's tuned network: perfect on its 30 training rows, 5.7 points worse on the 70
+    # test rows (high variance on its own), but the CV-chosen λ, balanced by cross-validation.
+    from shrinkage.analysis import diagnose_scores
+
+    results = _results([1e-3, 2e-3, 1e-2], [0.93, 0.967, 0.95], [1.0, 1.0, 0.98])
+    inputs = R.ReportInputs(
+        results=results,
+        chosen_index=1,
+        diagnoses=[("chosen: train vs test accuracy", diagnose_scores(1.0, 0.943))],
+    )
+    text = R.render_html(inputs)
+    assert _headline(text)[1] == "balanced"
+    assert ">keep λ (CV optimum)</td>" in text and ">high variance</td>" in text
+
+
+def test_tables_speak_words_and_tied_rows_show_the_chosen_one_first(tuned, no_figures):
+    # three configurations tie; the search chose the middle strength
+    results = _results([0.01, 0.1, 1.0], [0.9, 0.9, 0.9], [0.95, 0.95, 0.95])
+    text = R.render_html(R.ReportInputs(results=results, chosen_index=1))
+    table = text.split("Best configurations by CV score")[1]
+    headers = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", table)
+    assert headers == [
+        "λ",
+        "penalty",
+        "placement",
+        "CV score",
+        "± std",
+        "train score",
+        "fit time (s)*",
+        "",
+    ]
+    assert not [h for h in headers if "_" in h]
+    strengths = re.findall(r'<td class="num" data-label="λ">(.*?)</td>', table)
+    assert strengths == ["0.1", "1", "0.01"]  # chosen, then the larger strength
+    assert '<span class="tag chosen">chosen</span>' in table.split("</tr>")[1]
+    assert "shared out among the chunk's candidates" in table
+    assert "training time" in text and "a stack&#x27;s time shared among its candidates" in text
+
+
+def test_settings_that_matter_and_no_undiagnosable_history_line(tuned, no_figures):
+    search = tuned["search"]
+    inputs = R.load_report_inputs(tuned["out"])
+    text = R.render_html(inputs)
+    settings = text.split("Estimator settings")[1].split("</table>")[0]
+    keys = re.findall(r"<tr><td>(.*?)</td>", settings)
+    assert keys == [
+        "hidden layers",
+        "activation",
+        "optimizer",
+        "learning rate",
+        "epochs",
+        "batch size",
+        "penalty applied as",
+        "early stopping",
+        "device",
+        "seed",
+    ]
+    assert "<td>0 (the search&#x27;s random_state" in settings  # not the refit's derived seed
+    assert str(search.refit_seed_) not in settings
+    assert "learning history was not diagnosed" not in text  # the refit holds no rows out
+    weights = text.split("Weights of the chosen model")[1].split("</table>")[0]
+    assert re.findall(r"<th(?: [^>]*)?>(.*?)</th>", weights) == [
+        "weight",
+        "shape",
+        "penalty",
+        "penalty term",
+        "L1 norm",
+        "L2 norm",
+        "max |w|",
+        "zeros",
+        "|w| &lt; 0.001",
+        "dead units",
+    ]
+
+
+def test_the_baseline_of_a_per_layer_choice_has_no_penalty_anywhere(tuned):
+    chosen = MLPClassifier(
+        (8,), epochs=3, penalty="none", layer_penalties={0: ("l2", 0.1), 1: ("l1", 0.01)}
+    ).fit(tuned["X"], tuned["y"])
+    twin = W.fit_baseline(chosen, tuned["X"], tuned["y"])
+    assert twin.get_params()["layer_penalties"] is None
+    assert all(row["penalty"] == 0.0 for row in twin.history_)  # unregularized, every epoch

@@ -1,32 +1,27 @@
 """The report in a real browser: headless Chromium opens it from a file:// URL.
 
-Chromium is driven over the DevTools protocol with the standard library only (a minimal
-WebSocket client below): every image decodes, nothing is fetched but the file itself and
+Chromium is driven over the DevTools protocol with the standard library only
+(``tests/devtools.py``): every image decodes, nothing is fetched but the file itself and
 its data: images, the console stays free of errors (a blocked fetch would log a CSP
 error), a screenshot is not blank, and at a phone's width the page does not scroll
 sideways.
 
-CI installs Chromium (``.ci/run``); without it these tests fail with the install command.
-Set ``SHRINKAGE_SKIP_BROWSER=1`` to skip them on a machine without it.
+Without Chromium these tests are skipped, and pytest's summary says why and how to run
+them. ``SHRINKAGE_REQUIRE_BROWSER=1`` makes a missing Chromium a failure instead: CI sets
+it (``.ci/run``), so there they can never be skipped. ``SHRINKAGE_SKIP_BROWSER=1`` skips
+them even where Chromium is installed (unless they are required).
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import os
-import shutil
-import socket
-import struct
-import subprocess
-import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from devtools import INSTALL, DevTools, find_chromium
 from PIL import Image
 from sklearn.datasets import make_moons
 
@@ -36,165 +31,81 @@ from shrinkage.search import SearchCV
 
 pytestmark = pytest.mark.browser
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--remote-debugging-port=0",
-    "--window-size=1280,900",
-]
-TIMEOUT = 60.0
 
-CHECK_IMAGES = """(() => {
-  const images = [...document.images];
-  return {
-    count: images.length,
-    broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
-    sections: document.querySelectorAll("section").length,
-    scrollWidth: document.documentElement.scrollWidth,
-    innerWidth: window.innerWidth,
-    widestImage: Math.max(...images.map(i => i.getBoundingClientRect().width)),
-  };
-})()"""
+_REQUIRED = os.environ.get("SHRINKAGE_REQUIRE_BROWSER") == "1"
+_MISSING = (
+    f"headless Chromium not found, so the report's browser tests did not run: {INSTALL}, "
+    "then run 'make test' (or pytest tests/test_report_browser.py)"
+)
+if not _REQUIRED:  # one line in pytest's summary for the whole file
+    if os.environ.get("SHRINKAGE_SKIP_BROWSER") == "1":
+        pytest.skip("browser tests skipped: SHRINKAGE_SKIP_BROWSER=1", allow_module_level=True)
+    if find_chromium() is None:
+        pytest.skip(_MISSING, allow_module_level=True)
 
 
 def chromium() -> str:
-    if os.environ.get("SHRINKAGE_SKIP_BROWSER") == "1":
-        pytest.skip("SHRINKAGE_SKIP_BROWSER=1")
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    """The browser; where it is required and missing, each test fails saying so."""
+    found = find_chromium()
     if found is None:
-        pytest.fail(
-            "headless Chromium is needed for the browser tests: install it with "
-            "'apt-get install chromium' (CI does, in .ci/run), or set "
-            "SHRINKAGE_SKIP_BROWSER=1 to skip them."
-        )
+        pytest.fail(f"{_MISSING}. SHRINKAGE_REQUIRE_BROWSER=1: they must run here.")
     return found
 
 
-class DevTools:
-    """One page of a headless Chromium, over the DevTools protocol's WebSocket."""
+# What a page shows, measured by the browser: images and the SVG plots (their rasterized
+# layers decoded too), tables against their section, and the size of every visible plot
+# text in CSS pixels (its font size times the scale from its SVG units to the screen).
+CHECK_PAGE = """(async () => {
+  const visible = e => e.getClientRects().length > 0;
+  const images = [...document.images];
+  const svgs = [...document.querySelectorAll("figure svg")].filter(visible);
+  const rasters = [...document.querySelectorAll("figure svg image")].filter(visible);
+  const undecodable = [];
+  for (const r of rasters) {
+    const img = new Image();
+    img.src = r.getAttribute("xlink:href") || r.getAttribute("href");
+    try { await img.decode(); } catch (e) { undecodable.push(img.src.slice(0, 30)); }
+  }
+  const overflowing = [...document.querySelectorAll("table")].filter(visible).filter(t => {
+    const box = t.getBoundingClientRect(), outer = t.closest("section").getBoundingClientRect();
+    const scroller = t.closest(".scroll");
+    return box.right > outer.right + 0.5 || box.left < outer.left - 0.5 ||
+      (scroller && scroller.scrollWidth > scroller.clientWidth + 0.5);
+  }).map(t => t.querySelector("th, td").textContent);
+  const sizes = [...document.querySelectorAll("figure svg text")].filter(visible).map(t => {
+    const m = t.getScreenCTM();
+    const px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+    return [px, t.textContent];
+  }).sort((a, b) => a[0] - b[0]);
+  return {
+    images: images.length,
+    broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
+    plots: svgs.length,
+    plotLabels: svgs.map(s => s.getAttribute("aria-label")),
+    rasters: rasters.length,
+    undecodable: undecodable,
+    widestPlot: Math.max(0, ...svgs.map(s => s.getBoundingClientRect().width)),
+    texts: sizes.length,
+    smallestText: sizes.length ? sizes[0] : null,
+    tables: [...document.querySelectorAll("table")].filter(visible).length,
+    overflowing: overflowing,
+    sections: document.querySelectorAll("section").length,
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+  };
+})()"""
 
-    def __init__(self, binary: str, profile: Path) -> None:
-        self.process = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + TIMEOUT
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError("Chromium did not open its DevTools port.")
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            page = next(t for t in json.load(r) if t["type"] == "page")
-        path = page["webSocketDebuggerUrl"].split(str(port), 1)[1]
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += self.sock.recv(1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        self.events: list[dict[str, Any]] = []
-        self.next_id = 0
-
-    # -- WebSocket frames (RFC 6455): client frames are masked, server frames are not.
-
-    def _send(self, text: str) -> None:
-        payload = text.encode()
-        header = bytearray([0x81])
-        n = len(payload)
-        if n < 126:
-            header.append(0x80 | n)
-        elif n < 1 << 16:
-            header += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(bytes(header) + mask + masked)
-
-    def _exact(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise RuntimeError("Chromium closed the DevTools connection.")
-            data += chunk
-        return data
-
-    def _receive(self) -> dict[str, Any]:
-        message = b""
-        while True:
-            first, second = self._exact(2)
-            n = second & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._exact(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._exact(8))[0]
-            payload = self._exact(n)
-            opcode = first & 0x0F
-            if opcode == 0x9:  # ping: answer, keep reading
-                continue
-            if opcode == 0x8:
-                raise RuntimeError("Chromium closed the DevTools connection.")
-            message += payload
-            if first & 0x80:
-                return json.loads(message)
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        self._send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = self._receive()
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
-            self.events.append(message)
-
-    def wait_for(self, event: str) -> dict[str, Any]:
-        for index, message in enumerate(self.events):
-            if message.get("method") == event:
-                return self.events.pop(index)
-        while True:
-            message = self._receive()
-            if message.get("method") == event:
-                return message
-            self.events.append(message)
-
-    def open(self, url: str) -> None:
-        self.events.clear()
-        self.call("Page.navigate", url=url)
-        self.wait_for("Page.loadEventFired")
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"]["value"]
-
-    def close(self) -> None:
-        if getattr(self, "sock", None) is not None:
-            self.sock.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+#: The figures of both reports below, in order.
+PLOTS = [
+    "validation curve",
+    "regularization path",
+    "placement study",
+    "weight histograms",
+    "learning curves",
+    "decision boundary",
+]
+#: (CSS width, height, device pixel ratio, mobile): a desktop and a phone.
+SCREENS = {"desktop": (1280, 900, 1, False), "phone": (390, 844, 2, True)}
 
 
 @pytest.fixture(scope="module")
@@ -206,19 +117,52 @@ def browser(tmp_path_factory):
     tools.close()
 
 
-@pytest.fixture(scope="module")
-def report_url(tmp_path_factory) -> str:
-    X, y = make_moons(60, noise=0.25, random_state=0)
-    search = SearchCV(
+def _search(X, y):
+    return SearchCV(
         MLPClassifier((8,), epochs=20, batch_size=60, learning_rate=0.05),
         strengths=[1e-3, 1e-2, 1e-1],
         placements=("all", "output"),
         cv=2,
         random_state=0,
     ).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[str, str]:
+    """A tune report and a demo report (their URLs), on two moons."""
+    X, y = make_moons(60, noise=0.25, random_state=0)
     out = tmp_path_factory.mktemp("browser report")  # a space: the URL must be quoted
-    path = W.write_tune_report(out, search, X, y, title="browser check")
-    return path.resolve().as_uri()
+    tune = W.write_tune_report(out, _search(X, y), X, y, title="browser check")
+    X_test, y_test = make_moons(40, noise=0.25, random_state=1)
+    search = _search(X, y)
+    baseline = MLPClassifier((8,), epochs=20, batch_size=60, learning_rate=0.05, penalty="none")
+    demo = W.write_demo_report(
+        out / "demo.html",
+        search.best_estimator_,
+        baseline.fit(X, y),
+        X,
+        y,
+        X_test,
+        y_test,
+        search=search,
+    )
+    return {"tune": tune.resolve().as_uri(), "demo": demo.resolve().as_uri()}
+
+
+def show(browser: DevTools, url: str, screen: str) -> dict[str, Any]:
+    width, height, scale, mobile = SCREENS[screen]
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=height,
+        deviceScaleFactor=scale,
+        mobile=mobile,
+    )
+    browser.open(url)
+    result = browser.call(
+        "Runtime.evaluate", expression=CHECK_PAGE, returnByValue=True, awaitPromise=True
+    )
+    return result["result"]["value"]
 
 
 def problems(events: list[dict[str, Any]], url: str) -> list[str]:
@@ -239,18 +183,13 @@ def problems(events: list[dict[str, Any]], url: str) -> list[str]:
     return found
 
 
-def test_images_decode_without_errors_and_the_page_is_not_blank(browser, report_url):
-    browser.call(
-        "Emulation.setDeviceMetricsOverride",
-        width=1280,
-        height=900,
-        deviceScaleFactor=1,
-        mobile=False,
-    )
-    browser.open(report_url)
-    state = browser.evaluate(CHECK_IMAGES)
-    assert state["count"] == 6
-    assert state["broken"] == []
+@pytest.mark.parametrize("report", ["tune", "demo"])
+def test_plots_render_without_errors_and_the_page_is_not_blank(browser, reports, report):
+    url = reports[report]
+    state = show(browser, url, "desktop")
+    assert state["plotLabels"] == PLOTS  # one drawing of each, the wide one
+    assert state["broken"] == [] and state["undecodable"] == []
+    assert state["rasters"] >= 2  # the decision boundaries' filled contours
     assert state["sections"] == 8
     shot = browser.call("Page.captureScreenshot", format="png")
     picture = Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB")
@@ -258,38 +197,49 @@ def test_images_decode_without_errors_and_the_page_is_not_blank(browser, report_
     assert picture.size == (1280, 900)
     assert pixels.std() > 10  # text and cards, not an empty page
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
-    assert problems(browser.events, report_url) == []
+    assert problems(browser.events, url) == []
 
 
-def test_phone_width_does_not_scroll_sideways(browser, report_url):
-    browser.call(
-        "Emulation.setDeviceMetricsOverride",
-        width=390,
-        height=844,
-        deviceScaleFactor=2,
-        mobile=True,
-    )
-    browser.open(report_url)
-    state = browser.evaluate(CHECK_IMAGES)
-    assert state["innerWidth"] == 390
-    assert state["scrollWidth"] <= state["innerWidth"]
-    assert state["widestImage"] <= 390
-    assert state["broken"] == []
-    assert problems(browser.events, report_url) == []
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+@pytest.mark.parametrize("report", ["tune", "demo"])
+def test_tables_fit_and_plot_text_is_at_least_10_css_pixels(browser, reports, report, screen):
+    url = reports[report]
+    state = show(browser, url, screen)
+    assert state["tables"] >= 6
+    assert state["overflowing"] == []
+    assert state["scrollWidth"] <= state["innerWidth"]  # the page never scrolls sideways
+    assert state["plots"] == len(PLOTS) and state["widestPlot"] <= state["innerWidth"]
+    assert state["texts"] > 50  # ticks, labels, titles and legends are text, measured
+    size, text = state["smallestText"]
+    assert size >= 10, f"plot text {text!r} is {size:.1f} CSS px at {screen} width"
+    assert problems(browser.events, url) == []
 
 
 def test_the_checks_catch_a_broken_page(browser, tmp_path):
-    # The same policy as the report, one image from the network and one that does not decode:
-    # the checks above must see both, or their silence on the report would mean nothing.
+    # The report's policy, one image from the network, one that does not decode, a table
+    # wider than its section and 6-pixel plot text: the checks above must see each, or
+    # their silence on the reports would mean nothing.
     page = tmp_path / "broken.html"
     page.write_text(
         '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
         "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
         '</head><body><img alt="remote" src="https://example.invalid/a.png">'
-        '<img alt="corrupt" src="data:image/png;base64,AAAA"></body></html>'
+        '<img alt="corrupt" src="data:image/png;base64,AAAA">'
+        '<section style="width: 300px"><table><tr><td style="white-space: nowrap">'
+        + "wide "
+        * 100
+        + '</td></tr></table></section><figure><svg viewBox="0 0 100 50" '
+        'style="width: 100px"><text x="0" y="20" style="font-size: 6px">tiny</text></svg>'
+        "</figure></body></html>"
     )
     url = page.as_uri()
     browser.open(url)
-    assert browser.evaluate(CHECK_IMAGES)["broken"] == ["remote", "corrupt"]
+    result = browser.call(
+        "Runtime.evaluate", expression=CHECK_PAGE, returnByValue=True, awaitPromise=True
+    )
+    state = result["result"]["value"]
+    assert state["broken"] == ["remote", "corrupt"]
+    assert state["overflowing"] == ["wide " * 100]
+    assert state["smallestText"] == [6, "tiny"]
     found = problems(browser.events, url)
     assert any("Content Security Policy" in p and "example.invalid" in p for p in found), found

@@ -252,3 +252,46 @@ def test_tune_killed_mid_search_resumes_to_the_same_results(table, tmp_path):
     pd.testing.assert_frame_equal(resumed[columns], expected[columns])
     assert set(resumed["status"]) == {"ok"}
     assert weights_path(out / "model").is_file()
+
+
+def test_ctrl_c_says_how_to_resume_and_resume_says_what_it_reused(
+    table, tmp_path, monkeypatch, capsys
+):
+    from shrinkage.cli import main
+    from shrinkage.search import _checkpoint
+
+    memory = ["--max-memory", _one_config_per_chunk(table)]
+    loud = [a for a in TUNE if a != "--quiet"]
+    argv = ["tune", str(table), "--target", "y", "--strengths", STRENGTHS, *loud, *memory]
+    out = tmp_path / "out"
+    calls = []
+
+    def interrupted_at_the_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+        return run_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(_checkpoint, "run_chunk", interrupted_at_the_third_chunk)
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "-o", str(out)])
+    assert info.value.code == 130
+    err = capsys.readouterr().err
+    assert (
+        f"Interrupted. 2 of 8 grid chunks finished and are saved in {out / 'chunks'}/; "
+        "continue with:" in " ".join(err.split())
+    )
+    command = err.strip().splitlines()[-1].strip()
+    assert command.startswith("shrinkage tune ") and command.endswith(" --resume")
+    assert f"-o {out}" in command and "--strengths " + STRENGTHS in command
+
+    monkeypatch.setattr(_checkpoint, "run_chunk", run_chunk)
+    main([*argv, "-o", str(out), "--resume"])
+    printed = capsys.readouterr()
+    assert f"Resumed: reused 2 of 8 grid chunks from {out / 'chunks'}/; trained 6." in (
+        " ".join(printed.out.split())
+    )
+    # Not a terminal: plain progress lines, one per phase start and end at least.
+    assert "tune: grid: reused 2 of 8 chunks" in printed.err
+    for phase in ("grid", "refit", "baseline", "report"):
+        assert f"tune: {phase} started" in printed.err and f"tune: {phase} done in" in printed.err

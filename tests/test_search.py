@@ -18,6 +18,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import KFold
 
+from shrinkage.analysis import grid_edge
 from shrinkage.cli._workflows import tune_demo
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import MLPClassifier, MLPRegressor
@@ -220,13 +221,30 @@ def test_refine_adds_a_finer_grid_around_the_best_strength():
     r = search.cv_results_
     refine = r["stage"] == "refine"
     assert refine.sum() == 3 and (r["stage"] == "grid").sum() == 6
-    grid_best = np.argmax(np.where(refine, -np.inf, r["mean_test_score"]))
+    grid_best = choose(r, np.flatnonzero(~refine), False)
     centre = r["param_strength"][grid_best]
+    # two thirds of a grid step (2 decades) each side; past the edge when the best is one
+    offsets = {1.0: [0, 2, 4], 1e-4: [-4, -2, 0]}.get(centre, [-4 / 3, 0, 4 / 3])
     np.testing.assert_allclose(
-        np.log10(r["param_strength"][refine]), np.log10(centre) + np.array([-4 / 3, 0, 4 / 3])
+        np.log10(r["param_strength"][refine]), np.log10(centre) + np.array(offsets)
     )
     assert set(r["param_placement"][refine]) == {r["param_placement"][grid_best]}
     assert refine[search.best_index_]
+
+
+def test_refine_looks_past_the_edge_when_the_best_is_the_strongest_tried():
+    X, y = _classification()
+    # Penalties too small to change a score: the scores tie, and ties go to the larger
+    # strength, so the best is the top of the grid.
+    search = _search(
+        strengths=[1e-9, 1e-8], placements=("all",), refine=True, refine_points=3, refit=False
+    ).fit(X, y)
+    r = search.cv_results_
+    refine = r["stage"] == "refine"
+    np.testing.assert_array_equal(r["mean_test_score"][~refine], r["mean_test_score"][0])
+    np.testing.assert_allclose(r["param_strength"][refine], [1e-8, 1e-7, 1e-6])
+    # the grid's top is no longer an edge once the refinement looked past it
+    assert grid_edge(r, 1) is None and grid_edge(r, 4) == "upper"
 
 
 ONE_SE_CASES = [
@@ -328,13 +346,20 @@ def test_checkpoint_writes_each_chunk_atomically(tmp_path):
     assert [r["candidate"] for r in payload["rows"]] == list(range(6, 12))
 
 
-def test_progress_reports_every_epoch_of_every_chunk():
+def test_progress_reports_every_epoch_of_every_stage():
     X, y = _classification()
     seen = []
-    _search(refit=False).fit(X, y, progress=seen.append)
-    assert [(p.chunk, p.n_chunks, p.epoch, p.epochs) for p in seen] == [
-        (1, 1, e, 4) for e in range(1, 5)
-    ]
+    search = _search(refine=True, refine_epochs=2)
+    search.fit(X, y, progress=seen.append)
+    # Each stage says it starts (epoch 0), then reports every epoch.
+    grid = [(p.chunk, p.n_chunks, p.epoch, p.epochs) for p in seen if p.stage == "grid"]
+    assert grid == [(1, 1, e, 4) for e in range(5)]
+    refine = [(p.chunk, p.n_chunks, p.epoch, p.epochs) for p in seen if p.stage == "refine"]
+    assert refine == [(1, 2, 0, 2), (1, 2, 1, 2), (1, 2, 2, 2), (2, 2, 1, 2), (2, 2, 2, 2)]
+    assert [p.epoch for p in seen if p.stage == "refit"] == list(range(5))
+    assert [p.stage for p in seen][-1] == "refit" and not any(p.reused for p in seen)
+    # The steps announced beforehand are the ones reported.
+    assert search.phases(search.prepare(X, y)) == {"grid": 4, "refine": 4, "refit": 4}
 
 
 def test_diverged_candidates_score_nan_and_rank_last():
@@ -597,3 +622,14 @@ def test_what_nothing_else_runs_is_searched_one_candidate_after_the_other():
     assert search.chunking_["path"] == "loop"
     assert "torch.func cannot run it" in search.chunking_["path_reason"]
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_verbose_shows_each_phase_and_the_overall_share(capsys):
+    X, y = _classification()
+    _search(verbose=1, refine=True, refine_epochs=2).fit(X, y)
+    out = capsys.readouterr().out  # not a terminal here: plain lines
+    assert out.startswith("SearchCV: 4 configurations x 3 folds = 12 candidates")
+    for phase in ("grid", "refine", "refit"):
+        assert f"SearchCV: {phase} started" in out and f"SearchCV: {phase} done in" in out
+    assert "overall 100%" in out and "left" in out
+    assert out.splitlines()[-1].startswith("SearchCV: best {'penalty': 'l2'")

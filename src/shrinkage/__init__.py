@@ -64,6 +64,11 @@ _EXPORTS = {
     "regularize": "shrinkage.regularizer",
     "compact": "shrinkage.compact",
     "dead_units": "shrinkage.compact",
+    # reading any model: weights and hidden activations
+    "weight_table": "shrinkage.analysis",
+    "activations": "shrinkage.analysis",
+    "activation_table": "shrinkage.analysis",
+    "ActivationRecorder": "shrinkage.analysis",
     # errors
     "ShrinkageError": "shrinkage.errors",
 }
@@ -87,6 +92,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what static tools and IDEs see
     from shrinkage._names import MODES
+    from shrinkage.analysis import (
+        ActivationRecorder,
+        activation_table,
+        activations,
+        weight_table,
+    )
     from shrinkage.compact import compact, dead_units
     from shrinkage.constraints import Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm
     from shrinkage.constraints import get as get_constraint

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 __all__ = ["ConfigMixin", "Registry"]
 
@@ -54,6 +54,14 @@ class ConfigMixin:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def __str__(self) -> str:
+        """``repr`` with numbers to 4 significant digits: ``L2(l2=0.03162)`` in tables."""
+        args = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}"
+            for k, v in self.get_config().items()
+        )
+        return f"{type(self).__name__}({args})"
+
 
 class Registry(Generic[T]):
     """Resolve, serialize and rebuild the members of one family by name.
@@ -66,12 +74,21 @@ class Registry(Generic[T]):
         kind: the family's word in messages (``"penalty"``, ``"constraint"``).
         base: the family's base class (instances of it are returned as they are).
         classes: the members, in the order they are listed in messages.
+        example: the member a bare number most likely meant (``L2`` for ``{"*": 1e-3}``),
+            and that number's stand-in when a class is given instead of an instance.
     """
 
-    def __init__(self, kind: str, base: type[T], classes: tuple[type[T], ...]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        base: type[T],
+        classes: tuple[type[T], ...],
+        example: tuple[type[T], float] | None = None,
+    ) -> None:
         self.kind = kind
         self.base = base
         self.classes = classes
+        self.example = example
         self._by_name: dict[str, type[T]] = {
             alias: cls
             for cls in classes
@@ -83,8 +100,10 @@ class Registry(Generic[T]):
         cls = self._by_name.get(identifier.lower())
         if cls is None:
             known = ", ".join(c.name for c in self.classes)  # type: ignore[attr-defined]
+            names = {alias: c.name for alias, c in self._by_name.items()}  # type: ignore[attr-defined]
             raise ShrinkageError(
                 f"Unknown {self.kind} identifier: {identifier!r}. Expected one of: {known}."
+                f"{did_you_mean(identifier, names)}"
             )
         return cls
 
@@ -96,7 +115,25 @@ class Registry(Generic[T]):
             return self.lookup(identifier)()
         if isinstance(identifier, dict):
             return self.deserialize(identifier)
-        raise ShrinkageError(f"Could not interpret {self.kind} identifier: {identifier!r}.")
+        raise ShrinkageError(
+            f"Could not interpret {self.kind} identifier: {identifier!r}.{self._hint(identifier)}"
+        )
+
+    def _hint(self, identifier: Any) -> str:
+        """What the user most likely meant: an instance, not the class or a bare number."""
+        if isinstance(identifier, type) and issubclass(identifier, self.base):  # type: ignore[arg-type]
+            number = self.example[1] if self.example else 0.01
+            return (
+                f" That is the class {identifier.__name__}, not a {self.kind}: write "
+                f"sk.{identifier.__name__}({number:g})."
+            )
+        if self.example is not None and isinstance(identifier, int | float):
+            if not isinstance(identifier, bool):
+                return (
+                    f" A number alone is not a {self.kind}: write "
+                    f"sk.{self.example[0].__name__}({identifier!r})."
+                )
+        return ""
 
     def serialize(self, obj: T | None) -> dict[str, Any] | None:
         """``{"class_name": ..., "config": {...}}`` with plain JSON values."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 __all__ = [
     "as_list",
@@ -109,11 +109,11 @@ def check_float(
 
 
 def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
-    """One of ``choices`` (exact string match)."""
+    """One of ``choices`` (exact string match); the message suggests close names."""
     if not isinstance(value, str) or value not in choices:
         raise ShrinkageError(
             f"The '{name}' parameter must be one of {', '.join(map(repr, choices))}. "
-            f"Got {value!r} instead."
+            f"Got {value!r} instead.{did_you_mean(value, choices)}"
         )
     return value
 

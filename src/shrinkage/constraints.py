@@ -262,7 +262,7 @@ def _axis_config(axis: int | tuple[int, ...] | None) -> int | list[int] | None:
 # --- registry -----------------------------------------------------------------------------
 
 _REGISTRY: Registry[Constraint] = Registry(
-    "constraint", Constraint, (MaxNorm, UnitNorm, NonNeg, MinMaxNorm)
+    "constraint", Constraint, (MaxNorm, UnitNorm, NonNeg, MinMaxNorm), (MaxNorm, 3.0)
 )
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ShrinkageError", "TrainingDiverged", "check_device", "check_strength", "one_line"]
+__all__ = [
+    "ShrinkageError",
+    "TrainingDiverged",
+    "check_device",
+    "check_strength",
+    "did_you_mean",
+    "one_line",
+]
 
 #: Beyond this, float32 penalty math (2 * l2, step * l1 * sqrt(group size), ...) overflows to
 #: inf, and inf * 0 at a zero weight is a NaN penalty or gradient.
@@ -66,6 +74,61 @@ class TrainingDiverged(ShrinkageError):
     message names the epoch, the loss and the settings to lower. The CLI adds its options'
     names, and saves nothing.
     """
+
+
+def did_you_mean(
+    name: object, choices: Iterable[object] | Mapping[str, str], limit: int = 3
+) -> str:
+    """The end of a "no such name" message: ``" Did you mean 'y'?"``, or ``""``.
+
+    Names that equal ``name`` but for case come first, then the close ones: a similarity
+    ratio (:class:`difflib.SequenceMatcher`, ``2·M / (len(a) + len(b))`` with ``M`` the
+    matching characters, in lower case) of at least 0.7 and within 0.1 of the closest
+    name's; at most ``limit`` in all. Every name error of the library
+    (columns, plan selectors, penalty names, choices) ends with it.
+
+    Args:
+        name: what the user wrote.
+        choices: the names that exist, or a mapping from each name (alias) that exists to
+            the name to suggest for it (its canonical name).
+        limit: the most names to suggest.
+
+    Returns:
+        ``" Did you mean 'a'?"`` / ``" Did you mean 'a' or 'b'?"``, or ``""`` when nothing is
+        close (or ``name`` is itself a choice).
+
+    Example:
+        >>> did_you_mean("Y", ["x1", "x2", "y"])
+        " Did you mean 'y'?"
+        >>> did_you_mean("elasticnet", ["l1", "l2", "elastic_net"])
+        " Did you mean 'elastic_net'?"
+        >>> did_you_mean("weigth", ["0.weight", "0.bias", "2.weight"])
+        " Did you mean '0.weight' or '2.weight'?"
+        >>> did_you_mean("zzz", ["l1", "l2"])
+        ''
+    """
+    import difflib
+
+    text = str(name)
+    shown = {str(k): str(v) for k, v in choices.items()} if isinstance(choices, Mapping) else {}
+    names = list(shown) or list(dict.fromkeys(str(c) for c in choices))
+    if text in names:
+        return ""
+    found = [c for c in names if c.lower() == text.lower()]
+    lowered: dict[str, list[str]] = {}
+    for c in names:
+        lowered.setdefault(c.lower(), []).append(c)
+    ratios = {low: difflib.SequenceMatcher(None, text.lower(), low).ratio() for low in lowered}
+    best = max(ratios.values(), default=0.0)
+    for low in sorted(ratios, key=lambda k: -ratios[k]):
+        if ratios[low] >= max(0.7, best - 0.1):
+            found += [c for c in lowered[low] if c not in found]
+    found = list(dict.fromkeys(shown.get(c, c) for c in found))[:limit]
+    if not found:
+        return ""
+    quoted = [repr(c) for c in found]
+    words = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f" Did you mean {words}?"
 
 
 def check_strength(value: object, name: str = "strength") -> float:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from shrinkage import _names
 from shrinkage._names import INITS, PLACEMENTS
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.penalties import Penalty
 from shrinkage.plan import Plan
 
@@ -72,7 +72,7 @@ class MLP(nn.Module):
         if activation not in ACTIVATIONS:
             raise ShrinkageError(
                 f"The 'activation' parameter must be one of {', '.join(ACTIVATIONS)}. "
-                f"Got {activation!r} instead."
+                f"Got {activation!r} instead.{did_you_mean(activation, ACTIVATIONS)}"
             )
         sizes = [int(n_in), *(int(h) for h in hidden_layer_sizes), int(n_out)]
         if any(s < 1 for s in sizes):
@@ -158,7 +158,7 @@ def init_mlp_(model: MLP, generator: torch.Generator, init: str = "torch") -> ML
     if init not in INITS:
         raise ShrinkageError(
             f"The 'init' parameter must be one of {', '.join(map(repr, INITS))}. "
-            f"Got {init!r} instead."
+            f"Got {init!r} instead.{did_you_mean(init, INITS)}"
         )
     for layer in model.layers:
         if init == "torch":
@@ -190,7 +190,7 @@ def placement_layers(n_layers: int, placement: str | Sequence[int]) -> list[int]
             return [n_layers - 1]
         raise ShrinkageError(
             f"The 'placement' parameter must be one of {', '.join(PLACEMENTS)} or a list of "
-            f"layer indices. Got {placement!r} instead."
+            f"layer indices. Got {placement!r} instead.{did_you_mean(placement, PLACEMENTS)}"
         )
     layers = [int(i) for i in placement]
     bad = [i for i in layers if not 0 <= i < n_layers]

@@ -499,6 +499,12 @@ class L2SP(Penalty):
         """``w0 + (w - w0) / (1 + 2 * step * strength)``."""
         return FP.l2sp_prox(w, self._ref(w, ref), self.strength, step)
 
+    def __str__(self) -> str:
+        """``L2SP(0.01) toward the initial weights`` (what a person reads; ``repr`` is exact)."""
+        if self.reference is None:
+            return f"L2SP({self.strength:g}) toward the initial weights"
+        return f"L2SP({self.strength:g}) toward a reference of shape {tuple(self.reference.shape)}"
+
     def get_config(self) -> dict[str, Any]:
         """``{"strength": s, "reference": nested list or None}``."""
         reference = None if self.reference is None else self.reference.tolist()
@@ -553,7 +559,7 @@ class Orthogonal(Penalty):
 # --- registry -----------------------------------------------------------------------------
 
 _REGISTRY: Registry[Penalty] = Registry(
-    "penalty", Penalty, (L1, L2, ElasticNet, ExpAbs, GroupLasso, L2SP, Orthogonal)
+    "penalty", Penalty, (L1, L2, ElasticNet, ExpAbs, GroupLasso, L2SP, Orthogonal), (L2, 0.001)
 )
 
 

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from shrinkage import constraints as C
 from shrinkage import penalties as P
 from shrinkage.display import Table
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.penalties import Penalty
 
 __all__ = ["Plan", "Rule", "Assignment", "Selector", "NORM_TYPES", "unwrap_model"]
@@ -138,6 +138,11 @@ def _describe_selector(select: Selector) -> str:
     if isinstance(select, tuple):
         return "(" + ", ".join(t.__name__ for t in select) + ")"
     return getattr(select, "__name__", repr(select))
+
+
+def _close(select: Selector, names: Iterable[str]) -> str:
+    """A glob selector's near names (``"0.weigth"`` → ``'0.weight'``), or ``""``."""
+    return did_you_mean(select, names) if isinstance(select, str) else ""
 
 
 def _check_selector(select: object, where: str) -> Selector:
@@ -309,7 +314,7 @@ class Plan:
                 raise ShrinkageError(
                     f"Selector {_describe_selector(rules[index].select)} in {table} "
                     f"matches no parameter of {type(model).__name__}; parameters are: "
-                    f"{', '.join(owners) or '(none)'}."
+                    f"{', '.join(owners) or '(none)'}.{_close(rules[index].select, list(owners))}"
                 )
             if len(excluded[index]) == count and rules[index].value is not None:
                 shown = ", ".join(excluded[index][:4])
@@ -346,6 +351,7 @@ class Plan:
                     f"Activity selector {_describe_selector(rule.select)} matches no module of "
                     f"{type(model).__name__}; modules are: "
                     f"{', '.join(n for n, _ in modules) or '(none)'}."
+                    f"{_close(rule.select, [n for n, _ in modules])}"
                 )
             for name, m in matched:
                 chosen[name] = (m, rule.value)

@@ -67,7 +67,7 @@ from shrinkage._names import MODES
 from shrinkage._validation import check_choice
 from shrinkage.constraints import Constraint
 from shrinkage.display import Table
-from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
 from shrinkage.functional.penalties import StepSize, scratch_buffers
 from shrinkage.penalties import L2, ElasticNet, Penalty
 from shrinkage.plan import Assignment, Plan, unwrap_model
@@ -232,7 +232,7 @@ class Regularizer:
         if mode not in MODES:
             raise ShrinkageError(
                 f"The 'mode' parameter must be one of {', '.join(map(repr, MODES))}. "
-                f"Got {mode!r} instead."
+                f"Got {mode!r} instead.{did_you_mean(mode, MODES)}"
             )
         self.proximal_step = check_choice(proximal_step, "proximal_step", PROXIMAL_STEPS)
         # Under DistributedDataParallel (and DataParallel) and torch.compile the plan names

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from shrinkage._names import CLASSIFICATION, LEARNING_RATE_SCHEDULES, OPTIMIZERS, REGRESSION
-from shrinkage.errors import ShrinkageError, TrainingDiverged
+from shrinkage.errors import ShrinkageError, TrainingDiverged, did_you_mean
 from shrinkage.models import epoch_batches
 from shrinkage.regularizer import Regularizer
 
@@ -225,7 +225,7 @@ def make_optimizer(
         return torch.optim.SGD(params, lr=learning_rate, momentum=momentum)
     raise ShrinkageError(
         f"The 'optimizer' parameter must be one of {', '.join(map(repr, OPTIMIZERS))}. "
-        f"Got {name!r} instead."
+        f"Got {name!r} instead.{did_you_mean(name, OPTIMIZERS)}"
     )
 
 
@@ -262,6 +262,7 @@ def learning_rate_at(schedule: str, learning_rate: float, epoch: int, epochs: in
     raise ShrinkageError(
         f"The 'learning_rate_schedule' parameter must be one of "
         f"{', '.join(map(repr, LEARNING_RATE_SCHEDULES))}. Got {schedule!r} instead."
+        f"{did_you_mean(schedule, LEARNING_RATE_SCHEDULES)}"
     )
 
 

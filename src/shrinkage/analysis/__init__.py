@@ -2,9 +2,12 @@
 
 * the over-fitting diagnosis from the train/validation gap (:func:`diagnose` and its
   feeders; ``_diagnosis.py``);
-* per-layer weight statistics (:func:`weight_table`: norms, sparsity, dead units;
-  ``_weights.py``) and the weight matrices themselves (:func:`layer_weights`);
-* hidden activations, the sub-model ``input -> hidden layer`` (:func:`hidden_activations`,
+* per-layer weight statistics of any model (:func:`weight_table`: norms, sparsity, dead
+  units, and each weight's penalty given a Regularizer; ``_weights.py``) and the weight
+  matrices themselves (:func:`layer_weights`);
+* the outputs of any model's submodules through removable forward hooks
+  (:class:`ActivationRecorder`, :func:`activations`, :func:`activation_table`), and the
+  MLP's sub-model ``input -> hidden layer`` (:func:`hidden_activations`,
   :func:`activation_summary`; ``_activations.py``);
 * the reading of a search's ``cv_results_`` that the plots and the report share
   (:func:`as_results_frame`, :func:`best_index`, :func:`placement_table`; ``_results.py``);
@@ -12,7 +15,14 @@
   with successive halving (``_per_layer.py``).
 """
 
-from shrinkage.analysis._activations import activation_summary, hidden_activations, layer_weights
+from shrinkage.analysis._activations import (
+    ActivationRecorder,
+    activation_summary,
+    activation_table,
+    activations,
+    hidden_activations,
+    layer_weights,
+)
 from shrinkage.analysis._diagnosis import (
     BALANCED,
     BIAS_THRESHOLD,
@@ -45,6 +55,7 @@ from shrinkage.analysis._results import (
     as_results_frame,
     as_text,
     best_index,
+    grid_edge,
     grid_rows,
     group_columns,
     layer_indices,
@@ -60,8 +71,11 @@ __all__ = [
     "HIGH_VARIANCE",
     "SMALL",
     "VARIANCE_THRESHOLD",
+    "ActivationRecorder",
     "Diagnosis",
     "activation_summary",
+    "activation_table",
+    "activations",
     "as_results_frame",
     "as_text",
     "best_index",
@@ -70,6 +84,7 @@ __all__ = [
     "diagnose_history",
     "diagnose_scores",
     "diagnose_search",
+    "grid_edge",
     "grid_rows",
     "group_columns",
     "hidden_activations",

@@ -294,8 +294,9 @@ def diagnose_search(results: Any, index: int | None = None, **thresholds: float)
             # what holds the fit back.
             advice = (
                 f"{found.advice}; but no smaller strength of the grid validates better, so "
-                "the train error is more likely noise in the data (set baseline_error) or a "
-                "network too small than too much lambda"
+                "the train error more likely comes from noise in the data (the task's own "
+                "error, which diagnose(..., baseline_error=e) accounts for) or a network too "
+                "small than from too much lambda"
             )
         elif found.direction == "increase" and len(stronger) and (stronger <= score).all():
             advice = (

@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 _LAMBDA = "penalty strength λ"
+#: One marker per class in a decision boundary's points.
+_CLASS_MARKERS = ("o", "^", "s", "D", "v", "P", "X")
 
 
 def _plain(text: object) -> str:
@@ -339,7 +341,8 @@ def plot_regularization_path(
 
 
 def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Per-layer L2 norm against strength, one line style per placement.
+    """Per-layer L2 norm against strength: a colour per layer, a line style and marker per
+    placement.
 
     Args:
         table: the long frame of :func:`shrinkage.analysis.placement_table` or
@@ -357,7 +360,10 @@ def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
             f"The placement table lacks the column(s) {', '.join(sorted(missing))}."
         )
     ax = _axes(ax)
-    styles = ["-", "--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1))]
+    # One colour per layer; per placement a line style *and* a marker, so the placements stay
+    # apart where the lines cross or overlap (and in grey print).
+    styles = ["-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)), (0, (3, 1, 1, 1, 1, 1))]
+    markers = ["o", "s", "^", "D", "v"]
     placements = [p for p in dict.fromkeys(as_text(table["placement"])) if p != "none"]
     layers = sorted(table["layer"].unique())
     for layer_pos, layer in enumerate(layers):
@@ -380,13 +386,15 @@ def plot_placement_study(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
                 rows["weight_l2"],
                 color=color,
                 linestyle=styles[p_pos % len(styles)],
-                marker=".",
+                marker=markers[p_pos % len(markers)],
+                markersize=5,
+                markerfacecolor="white" if p_pos % 2 else color,
                 label=f"layer {_plain(layer)}, penalty on {_plain(placement)}",
             )
     _log_scale(ax)
     ax.set_xlabel(_LAMBDA)
     ax.set_ylabel("weight L2 norm")
-    ax.set_title("Where the penalty goes: per-layer norms by placement")
+    ax.set_title("Per-layer norms by placement")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small", loc="best")
     return ax
@@ -412,6 +420,8 @@ def plot_weight_histograms(
     Returns:
         An array of the axes, one per layer.
     """
+    from matplotlib import ticker
+
     mine = layer_weights(chosen)
     base = layer_weights(baseline) if baseline is not None else None
     if base is not None and [w.shape for _, w in base] != [w.shape for _, w in mine]:
@@ -439,10 +449,22 @@ def plot_weight_histograms(
         )
         axis.set_title(f"{_plain(name)} {tuple(weights.shape)}", fontsize="small")
         axis.set_xlabel("weight")
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(4))
+        # Few, short count labels, so they never run into the axis label.
+        axis.yaxis.set_major_locator(ticker.MaxNLocator(4, integer=True))
+        axis.yaxis.set_major_formatter(ticker.FuncFormatter(_short_count))
         if i == 0:
             axis.set_ylabel("count")
             axis.legend(fontsize="x-small")
     return axes
+
+
+def _short_count(value: float, position: int) -> str:
+    """``850``, ``1.2k``, ``35k``: a histogram count in at most four characters."""
+    if abs(value) >= 1000:
+        shown = f"{value / 1000:.1f}".rstrip("0").rstrip(".")
+        return f"{shown}k"
+    return f"{value:g}"
 
 
 def _history_frame(history: Any) -> pd.DataFrame:
@@ -501,8 +523,8 @@ def plot_learning_curves(history: Any, ax: Any = None) -> np.ndarray:
     loss_ax.grid(True, alpha=0.3)
     loss_ax.legend(fontsize="x-small")
     for column, color, label in (
-        ("train_score", "C0", "train"),
-        ("val_score", "C1", "validation"),
+        ("train_score", "C0", "train score"),
+        ("val_score", "C1", "validation score"),
     ):
         if column in frame and frame[column].notna().any():
             score_ax.plot(epochs, frame[column].to_numpy(dtype=float), color=color, label=label)
@@ -524,8 +546,9 @@ def plot_decision_boundary(
 ) -> Axes:
     """The decision regions of a fitted model over 2-D inputs, with the points on top.
 
-    Binary classifiers show ``P(class 1)`` as a colour map and the 0.5 contour; other
-    classifiers the predicted class; regressors the prediction.
+    Binary classifiers show the probability of the second class as a colour map and the
+    0.5 contour; other classifiers the predicted class; regressors the prediction. The
+    points have a marker and a colour per class (a legend says which).
 
     Args:
         estimator: a fitted model with ``predict`` (``predict_proba`` used when present).
@@ -557,7 +580,7 @@ def plot_decision_boundary(
         z = np.asarray(estimator.predict_proba(query))[:, 1].reshape(gx.shape)
         mesh = ax.contourf(gx, gy, z, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
         ax.contour(gx, gy, z, levels=[0.5], colors="black", linewidths=1.2)
-        ax.figure.colorbar(mesh, ax=ax, label="P(class 1)")
+        ax.figure.colorbar(mesh, ax=ax, label=f"P(y = {classes[1]})")
     else:
         pred = np.asarray(estimator.predict(query)).ravel()
         if classes is not None:
@@ -572,16 +595,25 @@ def plot_decision_boundary(
             ax.figure.colorbar(mesh, ax=ax, label="prediction")
     if y is not None:
         target = np.asarray(y).ravel()
-        _, codes = np.unique(target, return_inverse=True)
-        ax.scatter(
-            points[:, 0],
-            points[:, 1],
-            c=codes,
-            cmap="RdBu_r" if codes.max() <= 1 else "tab10",
-            s=14,
-            edgecolors="black",
-            linewidths=0.4,
-        )
+        labels, codes = np.unique(target, return_inverse=True)
+        binary = len(labels) <= 2
+        # A marker *and* a fill per class: the classes stay apart over any background (and
+        # in grey print): dark circles with a white rim, white triangles with a dark rim, ...
+        colors = ["#08306b", "white"] if binary else [f"C{i % 10}" for i in range(len(labels))]
+        edges = ["white", "#67000d"] if binary else ["black"] * len(labels)
+        for code, label in enumerate(labels):
+            mine = codes == code
+            ax.scatter(
+                points[mine, 0],
+                points[mine, 1],
+                marker=_CLASS_MARKERS[code % len(_CLASS_MARKERS)],
+                s=30,
+                color=colors[code],
+                edgecolors=edges[code],
+                linewidths=0.9,
+                label=f"class {_plain(label)}",
+            )
+        ax.legend(fontsize="small", loc="best")
     else:
         ax.scatter(points[:, 0], points[:, 1], s=10, color="black")
     names = list(frame.columns) if frame is not None else ["x₁", "x₂"]

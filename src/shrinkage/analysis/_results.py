@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 # --------------------------------------------------------------------------- search results
 
@@ -111,6 +111,35 @@ def grid_rows(frame: pd.DataFrame) -> pd.Series:
     if "stage" not in frame:
         return pd.Series(True, index=frame.index)
     return as_text(frame["stage"]) != "refine"
+
+
+def grid_edge(results: Any, index: int) -> str | None:
+    """Whether row ``index`` sits at an edge of the strengths its configuration tried.
+
+    Among the rows with the same kind, placement and l1_ratio (grid and refinement rows),
+    positive strengths only: ``"upper"`` when the row has the largest, ``"lower"`` when it
+    has the smallest, None inside the range (or with a single strength, or for strength 0).
+    At an edge the cross-validated optimum may lie beyond what was tried.
+
+    Example:
+        >>> frame = pd.DataFrame({"param_strength": [0.01, 0.1, 1.0],
+        ...                       "mean_test_score": [0.8, 0.85, 0.9]})
+        >>> grid_edge(frame, 2), grid_edge(frame, 1), grid_edge(frame, 0)
+        ('upper', None, 'lower')
+    """
+    frame = as_results_frame(results)
+    if "param_strength" not in frame:
+        return None
+    strengths = frame.loc[same_group(frame, index), "param_strength"].astype(float)
+    positive = strengths[strengths > 0]
+    strength = float(frame["param_strength"].iloc[index])
+    if strength <= 0 or positive.nunique() < 2:
+        return None
+    if strength >= positive.max():
+        return "upper"
+    if strength <= positive.min():
+        return "lower"
+    return None
 
 
 def _final_stage(frame: pd.DataFrame) -> pd.Series:
@@ -216,6 +245,7 @@ def placement_table(results: Any, *, kind: str | None = None) -> pd.DataFrame:
             raise ShrinkageError(
                 f"The 'kind' parameter must be one of the searched kinds "
                 f"({', '.join(sorted(set(kinds)))}). Got {kind!r} instead."
+                f"{did_you_mean(kind, kinds)}"
             )
         frame = frame[kinds == kind]
     long = frame.assign(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import os
 import re
-import time
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,19 +15,22 @@ from typing import Any
 import click
 
 from shrinkage._names import ACTIVATIONS, MODES, OPTIMIZERS, TASKS
-from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
 
 __all__ = [
+    "ESTIMATOR_OPTIONS",
+    "Choice",
     "Integer",
     "IntList",
     "Number",
     "OneLineCommand",
+    "Status",
     "Strength",
-    "TrainingProgress",
     "check_output_file",
     "console",
     "parse_number",
     "parse_numbers",
+    "plural",
 ]
 
 
@@ -34,8 +38,41 @@ class OneLineCommand(click.Command):
     """A click command whose usage errors are one line (a ShrinkageError, exit code 2).
 
     ``shrinkage.cli.main`` prints a ShrinkageError as ``Error: <message>`` on stderr; a
-    click usage error would otherwise print the usage block too.
+    click usage error would otherwise print the usage block too. A library error that names
+    a parameter the command sets from an option (``The 'hidden_layer_sizes' parameter``)
+    names the option instead (``The '--hidden' option``).
+
+    Args:
+        *args: click's.
+        params_from: library parameter name -> the command's parameter name
+            (``{"hidden_layer_sizes": "hidden"}``), for the names that differ.
+        **kwargs: click's.
     """
+
+    def __init__(self, *args: Any, params_from: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.params_from = dict(params_from or {})
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a ShrinkageError's parameter names become option names."""
+        try:
+            return super().invoke(ctx)
+        except ShrinkageError as err:
+            err.args = (self.option_message(str(err)),)
+            raise
+
+    def option_message(self, message: str) -> str:
+        """``message`` with ``The 'param' parameter`` written as ``The '--option' option``."""
+        flags = {p.name: max(p.opts, key=len) for p in self.params if isinstance(p, click.Option)}
+        names = {**{name: name for name in flags}, **self.params_from}
+
+        def option(match: re.Match) -> str:
+            flag = flags.get(names.get(match.group(1), ""))
+            if flag is None:
+                return match.group(0)
+            return f"The '{flag}' {'option' if match.group(2) == 'parameter' else 'entries'}"
+
+        return re.sub(r"The '(\w+)' (parameter|entries)", option, message)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse as click does, turning a usage error into a one-line ShrinkageError."""
@@ -43,9 +80,29 @@ class OneLineCommand(click.Command):
             return super().parse_args(ctx, args)
         except click.exceptions.NoArgsIsHelpError:
             raise
+        except ShrinkageError as err:  # an option type's check (Strength, IntList)
+            err.args = (self.option_message(str(err)),)
+            raise
         except click.UsageError as err:
             message = " ".join(err.format_message().split()).rstrip(".")
-            raise ShrinkageError(f"{message}; see 'shrinkage {self.name} --help'.") from None
+            hint = getattr(err, "suggestion", "")
+            raise ShrinkageError(f"{message}; see 'shrinkage {self.name} --help'.{hint}") from None
+
+
+class Choice(click.Choice):
+    """``click.Choice`` whose error ends with the close names (``Did you mean 'relu'?``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The choice, or click's error with :func:`~shrinkage.errors.did_you_mean` attached."""
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as err:
+            err.suggestion = did_you_mean(value, [str(c) for c in self.choices])  # type: ignore[attr-defined]
+            raise
+
+
+#: Estimator parameters that ``fit`` and ``tune`` set from options of another name.
+ESTIMATOR_OPTIONS = {"hidden_layer_sizes": "hidden", "random_state": "seed"}
 
 
 # A number as a user types one, in ASCII only: Python's float() also takes "1_000", "１２"
@@ -142,14 +199,17 @@ class Strength(click.ParamType):
 
 
 class IntList(click.ParamType):
-    """Comma-separated non-negative integers, e.g. ``100,50``; ``none`` gives ``()``."""
+    """Comma-separated integers ``>= low``, e.g. ``100,50``; ``none`` gives ``()``."""
 
     name = "ints"
 
-    def __init__(self, argument: str, example: str, allow_words: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, argument: str, example: str, allow_words: tuple[str, ...] = (), low: int = 0
+    ) -> None:
         self.argument = argument
         self.example = example
         self.allow_words = allow_words
+        self.low = low
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -163,13 +223,57 @@ class IntList(click.ParamType):
         if text.lower() in ("none", "", "()"):
             return ()
         parts = [part.strip() for part in text.split(",")]
-        if all(re.fullmatch(r"[0-9]+", part) for part in parts):
+        if all(re.fullmatch(r"[0-9]+", part) and int(part) >= self.low for part in parts):
             return tuple(int(part) for part in parts)
         words = "".join(f"{w}, " for w in self.allow_words)
+        kind = "integers" if self.low <= 0 else f"integers >= {self.low}"
         raise ShrinkageError(
-            f"The '--{self.argument}' option must be {words}comma-separated integers like "
-            f"{self.example}, or none. Got {value!r} instead."
+            f"The '--{self.argument}' option must be {words}comma-separated {kind} like "
+            f"{self.example}, or none. Got {value!r} instead.{did_you_mean(text, self.allow_words)}"
         )
+
+
+class Status:
+    """One line on a terminal's stderr saying what the command is doing, erased when done.
+
+    Printed at once, before the slow imports (torch, scikit-learn, pandas: seconds), so a
+    command answers in well under a second; replaced by :meth:`update`, erased by
+    :meth:`clear` or on leaving the ``with`` block. Nothing is written when stderr is not a
+    terminal (logs keep only what lasts) or when ``enabled`` is false (``--quiet``). Plain
+    escape codes: importing rich for it would cost a tenth of a second.
+
+    Args:
+        text: the first line, e.g. ``"Reading data.csv …"``.
+        enabled: whether to show anything.
+    """
+
+    def __init__(self, text: str, enabled: bool = True) -> None:
+        stream = sys.stderr
+        self.enabled = enabled and stream.isatty()
+        self.stream = stream
+        self.shown = False
+        self.update(text)
+
+    def update(self, text: str) -> None:
+        """Replace the line with ``text``."""
+        if self.enabled:
+            width = shutil.get_terminal_size().columns
+            self.stream.write("\r\x1b[K" + text[: max(10, width - 1)])
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        """Erase the line (before other output)."""
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+    def __enter__(self) -> Status:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
 
 
 def console(stderr: bool = False) -> Any:
@@ -182,83 +286,9 @@ def console(stderr: bool = False) -> Any:
     )
 
 
-class TrainingProgress:
-    """A rich progress bar that appears only once work has taken longer than ``delay``.
-
-    Use as a context manager; :meth:`callback` fits ``fit_model``'s ``progress`` argument.
-    Drawn on stderr; nothing at all when ``enabled`` is false (``--quiet``).
-
-    Args:
-        total: the number of steps (epochs).
-        description: the label of the bar.
-        enabled: whether to show anything.
-        delay: seconds of work before the bar is shown.
-    """
-
-    def __init__(self, total: int, description: str, enabled: bool, delay: float = 1.0) -> None:
-        self.total = total
-        self.description = description
-        self.enabled = enabled
-        self.delay = delay
-        self._progress: Any = None
-        self._task: Any = None
-        self._done = 0
-        self._start = time.perf_counter()
-
-    def __enter__(self) -> TrainingProgress:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-    def set_description(self, description: str) -> None:
-        """Change the label (e.g. when a second model starts)."""
-        self.description = description
-        if self._progress is not None:
-            self._progress.update(self._task, description=description)
-
-    def advance(self, steps: int = 1, status: str = "") -> None:
-        """Count ``steps`` more steps done; ``status`` is shown after the bar."""
-        self._done += steps
-        if not self.enabled:
-            return
-        if self._progress is None:
-            if time.perf_counter() - self._start < self.delay:
-                return
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[status]}"),
-                console=console(stderr=True),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(
-                self.description, total=self.total, completed=self._done, status=status
-            )
-            return
-        self._progress.update(self._task, advance=steps, status=status)
-
-    def callback(self, epoch: int, row: dict[str, Any]) -> None:
-        """``fit_model``'s progress hook: one epoch done, the loss shown."""
-        loss = row.get("total")
-        status = f"loss {loss:.4g}" if isinstance(loss, float) and math.isfinite(loss) else ""
-        self.advance(1, status)
+def plural(count: int, word: str) -> str:
+    """``"1 epoch"``, ``"2 epochs"``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def check_output_file(
@@ -298,7 +328,7 @@ _DATA_OPTIONS = [
     click.option("--target", "-t", required=True, help="Name of the column to predict."),
     click.option(
         "--task",
-        type=click.Choice(["auto", *TASKS]),
+        type=Choice(["auto", *TASKS]),
         default="auto",
         show_default=True,
         help="Override the detected task.",
@@ -317,12 +347,12 @@ def data_options(command: Callable) -> Callable:
 _TRAINING_OPTIONS = [
     click.option(
         "--hidden",
-        type=IntList("hidden", "100,50"),
+        type=IntList("hidden", "100,50", low=1),
         default="100",
         show_default=True,
         help="Hidden layer widths; 'none' for a linear / logistic model.",
     ),
-    click.option("--activation", type=click.Choice(ACTIVATIONS), default="relu", show_default=True),
+    click.option("--activation", type=Choice(ACTIVATIONS), default="relu", show_default=True),
     click.option("--epochs", type=Integer(), default=200, show_default=True),
     click.option("--batch-size", type=Integer(), default=32, show_default=True),
     click.option(
@@ -333,11 +363,11 @@ _TRAINING_OPTIONS = [
         show_default=True,
         help="Learning rate.",
     ),
-    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True),
+    click.option("--optimizer", type=Choice(OPTIMIZERS), default="adam", show_default=True),
     click.option("--momentum", type=Number(), default=0.9, show_default=True, help="SGD momentum."),
     click.option(
         "--mode",
-        type=click.Choice(MODES),
+        type=Choice(MODES),
         default="gradient",
         show_default=True,
         help="How the penalty is applied (proximal: exact zeros for L1).",

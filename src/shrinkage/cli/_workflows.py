@@ -8,13 +8,14 @@ write a report, so they live above both :mod:`shrinkage.search` and
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shrinkage._io import atomic_write
+from shrinkage._progress import ProgressBoard
 from shrinkage.analysis import as_results_frame, diagnose_estimator
 from shrinkage.report import (
     REPORT_FILE,
@@ -31,7 +32,12 @@ from shrinkage.search import SearchCV
 __all__ = ["fit_baseline", "tune_demo", "write_demo_report", "write_tune_report"]
 
 
-def fit_baseline(estimator: Any, X: Any, y: Any) -> Any:
+def fit_baseline(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    progress: Callable[[int, dict[str, Any]], None] | None = None,
+) -> Any:
     """The unregularized twin of ``estimator``: same settings and seed, ``strength=0``.
 
     Its weights are the grey histograms of the report: what the chosen penalty changed.
@@ -40,6 +46,7 @@ def fit_baseline(estimator: Any, X: Any, y: Any) -> Any:
         estimator: a fitted or unfitted estimator with a ``strength`` parameter.
         X: training rows.
         y: targets.
+        progress: the estimator's ``fit(progress=...)`` hook.
 
     Returns:
         A new fitted estimator.
@@ -52,7 +59,9 @@ def fit_baseline(estimator: Any, X: Any, y: Any) -> Any:
     if "random_state" in params and params["random_state"] is None and seed is not None:
         # Same initialization and minibatch order as the chosen fit: only lambda differs.
         twin.set_params(random_state=int(seed))
-    return twin.set_params(strength=0.0).fit(X, y)
+    if params.get("layer_penalties"):  # a per-layer choice: no layer keeps its penalty
+        twin.set_params(layer_penalties=None)
+    return twin.set_params(strength=0.0).fit(X, y, progress=progress)
 
 
 def write_tune_report(
@@ -64,6 +73,7 @@ def write_tune_report(
     data: Mapping[str, Any] | None = None,
     baseline: bool = True,
     title: str | None = None,
+    board: ProgressBoard | None = None,
 ) -> Path:
     """What ``shrinkage tune`` and ``shrinkage demo`` call after saving the search.
 
@@ -80,6 +90,7 @@ def write_tune_report(
         data: the data description (default: :func:`describe_data` of ``X``, ``y``).
         baseline: fit the unregularized twin of the chosen model for the histograms.
         title: the report's heading.
+        board: shows the phases ``baseline`` (its epochs) and ``report``.
 
     Returns:
         The path of ``report.html``.
@@ -88,9 +99,19 @@ def write_tune_report(
     if data is None:
         task = "classification" if hasattr(chosen, "classes_") else None
         data = describe_data(X, y, task=task)
-    twin = fit_baseline(chosen, X, y) if baseline and chosen is not None else None
+    twin = None
+    if baseline and chosen is not None:
+        hook = None
+        if board is not None:
+            board.start("baseline")
+            hook = board.epoch_callback("baseline")
+        twin = fit_baseline(chosen, X, y, progress=hook)
+        if board is not None:
+            board.finish("baseline")
+    if board is not None:
+        board.start("report")
     save_report_metadata(out_dir, search=search, data=data, baseline=twin, X=X, y=y, title=title)
-    return build_report(
+    path = build_report(
         search,
         Path(out_dir) / REPORT_FILE,
         baseline=twin,
@@ -100,6 +121,9 @@ def write_tune_report(
         y=y if is_plane(X) else None,
         title=title,
     )
+    if board is not None:
+        board.finish("report")
+    return path
 
 
 def write_demo_report(
@@ -180,6 +204,7 @@ def tune_demo(
     cv: int = 3,
     random_state: int = 0,
     n_threads: int | None = 1,
+    progress: Callable[[Any], None] | None = None,
     **estimator_params: Any,
 ) -> tuple[dict[str, Any], float, SearchCV]:
     """Tune the strength and the placement of an L2 penalty on the demo's data.
@@ -202,6 +227,7 @@ def tune_demo(
         n_threads: torch threads for the search and the refit. One by default: these
             models are small, and on a busy 2-core machine a second OpenMP thread that
             waits for a core makes every kernel several times slower.
+        progress: the search's ``fit(progress=...)`` hook.
         **estimator_params: more :class:`~shrinkage.estimators.MLPClassifier` parameters
             (``learning_rate``, ``batch_size``, ``optimizer``, ``activation`` …).
 
@@ -220,6 +246,6 @@ def tune_demo(
         cv=cv,
         random_state=random_state,
         n_threads=n_threads,
-    ).fit(X_train, y_train)
+    ).fit(X_train, y_train, progress=progress)
     accuracy = search.score(X_test, y_test)
     return search.best_params_, accuracy, search

@@ -26,7 +26,8 @@ from typing import Any
 
 import click
 
-from shrinkage.cli._common import OneLineCommand, TrainingProgress, check_output_file, console
+from shrinkage._progress import ProgressBoard
+from shrinkage.cli._common import OneLineCommand, Status, check_output_file, console
 
 __all__ = [
     "CASE_STUDY_STRENGTHS",
@@ -251,17 +252,21 @@ def measure_row(name: str, penalty: str, clf: Any, seconds: float) -> DemoRow:
     )
 
 
-def tuned_row(epochs: int = EPOCHS) -> tuple[DemoRow, Any]:
+def tuned_row(
+    epochs: int = EPOCHS, progress: Callable[[Any], None] | None = None
+) -> tuple[DemoRow, Any]:
     """The demo's second part: tune the L2 strength and its placement by 3-fold CV.
 
     7 strengths x 3 placements x 3 folds = 63 candidates trained as one stack, then the
-    best configuration refit on the 30 training rows.
+    best configuration refit on the 30 training rows. ``progress`` is the search's hook.
     """
     from shrinkage.cli._workflows import tune_demo
 
     X_train, y_train, X_test, y_test = moons_split()
     started = time.perf_counter()
-    best, _, search = tune_demo(X_train, y_train, X_test, y_test, epochs=epochs, **KERAS_SETTINGS)
+    best, _, search = tune_demo(
+        X_train, y_train, X_test, y_test, epochs=epochs, progress=progress, **KERAS_SETTINGS
+    )
     seconds = time.perf_counter() - started
     penalty = f"L2({best['strength']:.3g}), placement {best['placement']}"
     return measure_row("tuned by CV", penalty, search.best_estimator_, seconds), search
@@ -339,8 +344,6 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
     unregularized and once with Keras's l2(0.001) on the hidden layer, and prints train and
     test accuracy side by side. No arguments, no network access.
     """
-    import torch
-
     from shrinkage._io import check_writable_folder
 
     report_path = Path(output) / "report.html"
@@ -349,27 +352,50 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
     else:
         check_writable_folder(output, "The '--output' folder")
     started = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(DEMO_THREADS)
-    configs = baseline_configs()
-    # The first torch optimizer imports torch._dynamo (seconds on a busy machine): paid here,
-    # once, so that the per-network times compare training alone.
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    import shrinkage.estimators  # noqa: F401
+    with Status("Loading torch and scikit-learn …", not quiet):
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(DEMO_THREADS)
+        configs = baseline_configs()
+        # The first torch optimizer imports torch._dynamo (seconds on a busy machine): paid
+        # here, once, so that the per-network times compare training alone.
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        import shrinkage.estimators  # noqa: F401
 
     setup = time.perf_counter() - started
+    board = ProgressBoard("demo", display="off" if quiet else "auto")
+    for config in configs:
+        board.add(config.name, epochs, config.penalty)
+    board.add("grid", epochs, "7 strengths x 3 placements x 3 folds: 63 networks, one stack")
+    board.add("refit", epochs, "the CV choice on the 30 training rows")
+    board.add("report", None, "figures and report.html")
     try:
-        with TrainingProgress(epochs * len(configs), "Training", not quiet) as bar:
-            rows = demo_rows(
-                configs,
-                epochs=epochs,
-                progress=bar.callback,
-                on_start=lambda c: bar.set_description(f"Training: {c.name}"),
+        with board:
+            current: list[str] = []
+
+            def start(config: DemoConfig) -> None:
+                current[:] = [config.name]
+                board.start(config.name)
+
+            def trained(epoch: int, row: dict[str, Any]) -> None:
+                board.update(current[0], epoch)
+
+            rows = demo_rows(configs, epochs=epochs, progress=trained, on_start=start)
+            tuned, search = tuned_row(epochs, progress=board.search_callback())
+            rows.append(tuned)
+            board.start("report")
+            from shrinkage.cli._workflows import write_demo_report
+
+            Path(output).mkdir(parents=True, exist_ok=True)  # `make demo` on a fresh clone
+            report = write_demo_report(
+                report_path,
+                tuned.estimator,
+                rows[0].estimator,
+                *moons_split(),
+                search=search,
             )
-        if not quiet:
-            console().print("Tuning strength x placement: 63 candidates in one stack ...")
-        tuned, search = tuned_row(epochs)
-        rows.append(tuned)
+            board.finish("report")
     finally:
         torch.set_num_threads(threads)
     wall = time.perf_counter() - started
@@ -378,16 +404,6 @@ def demo(quiet: bool, epochs: int, output: str) -> None:
     out.print(render_table(rows))
     for line in convention_lines():
         out.print(line)
-    from shrinkage.cli._workflows import write_demo_report
-
-    Path(output).mkdir(parents=True, exist_ok=True)  # a fresh machine has no shrinkage-demo/
-    report = write_demo_report(
-        report_path,
-        tuned.estimator,
-        rows[0].estimator,
-        *moons_split(),
-        search=search,
-    )
     out.print(f"Report: {report}")
     trained = sum(row.seconds for row in rows)
     parts = ", ".join(f"{row.name} {row.seconds:.1f} s" for row in rows)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
 from shrinkage._names import PENALTY_NAMES
+from shrinkage._progress import ProgressBoard
 from shrinkage.cli._common import (
+    ESTIMATOR_OPTIONS,
+    Choice,
     Integer,
     IntList,
     Number,
     OneLineCommand,
+    Status,
     Strength,
-    TrainingProgress,
     console,
     data_options,
+    plural,
     training_options,
 )
 from shrinkage.errors import ShrinkageError, TrainingDiverged
@@ -54,6 +59,18 @@ def _given(ctx: click.Context, name: str) -> bool:
 def _penalty(options: dict[str, Any]) -> tuple[str, float] | None:
     """(penalty, strength) from --l2 / --l1 / --penalty [--strength], or None if none given."""
     chosen = [flag for flag in ("l2", "l1", "penalty") if options[flag] is not None]
+    if chosen == ["l2", "l1"]:
+        l1, l2 = options["l1"], options["l2"]
+        total = l1 + l2
+        both = (
+            f"--penalty elastic_net --strength {total:g} --l1-ratio {l1 / total:g}"
+            if total > 0
+            else "--penalty elastic_net --strength S --l1-ratio R"
+        )
+        raise ShrinkageError(
+            f"Give only one of --l2 and --l1; for both at once ({l1:g}·Σ|w| + {l2:g}·Σw²) use "
+            f"{both}."
+        )
     if len(chosen) > 1:
         shown = " and ".join(f"--{flag}" for flag in chosen)
         raise ShrinkageError(f"Give only one of --l2, --l1 and --penalty; got {shown}.")
@@ -77,6 +94,7 @@ def _penalty(options: dict[str, Any]) -> tuple[str, float] | None:
 
 @click.command(
     cls=OneLineCommand,
+    params_from=ESTIMATOR_OPTIONS,
     epilog="""\b
 Examples:
   shrinkage fit houses.csv --target price --l2 0.001 -o model/
@@ -92,7 +110,7 @@ Examples:
 @click.option("--l1", type=Strength("l1"), help="L1 strength (Keras: adds X*sum|W|).")
 @click.option(
     "--penalty",
-    type=click.Choice(PENALTY_NAMES, case_sensitive=False),
+    type=Choice(PENALTY_NAMES, case_sensitive=False),
     help="Penalty kind, with --strength.  [default: l2 with strength 1e-4]",
 )
 @click.option("--strength", type=Strength("strength"), help="Strength of --penalty.")
@@ -146,6 +164,39 @@ def fit(
     must be new, empty, or (with --force) hold a shrinkage model; only the model's own files
     are replaced there. A training run that diverges is not saved.
     """
+    started = time.perf_counter()
+    with Status(f"Reading {data} (loading torch, scikit-learn and pandas) …", not quiet) as status:
+        estimator, dataset, features, y = _prepare(
+            ctx, data, target, output, force, options, status
+        )
+    epochs = estimator.get_params()["epochs"]
+    sizes = "×".join(str(n) for n in dataset.X.shape)
+    board = ProgressBoard("fit", display="off" if quiet else "auto", delay=1.0, transient=True)
+    board.add("train", epochs, f"{type(estimator).__name__} on {sizes}")
+    from shrinkage.estimators import save
+
+    try:
+        with board:
+            estimator.fit(features, y, progress=board.epoch_callback("train"))
+    except TrainingDiverged as err:
+        raise ShrinkageError(
+            f"{str(err).rstrip('.')} (--lr, --strength); nothing was saved."
+        ) from None
+    save(estimator, output, target=target, overwrite=force)
+    if not quiet:
+        _summary(estimator, dataset, output, time.perf_counter() - started)
+
+
+def _prepare(
+    ctx: click.Context,
+    data: str,
+    target: str,
+    output: str,
+    force: bool,
+    options: dict[str, Any],
+    status: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """Every check, then the data: ``(estimator, dataset, features, y)``."""
     import numpy as np
     import pandas as pd
 
@@ -156,10 +207,8 @@ def fit(
         check_output_dir,
         load,
         parse_layer_penalties,
-        save,
     )
 
-    started = time.perf_counter()
     penalty = _penalty(options)
     init_dir = options.pop("init_dir")
     params: dict[str, Any] = {}
@@ -200,6 +249,7 @@ def fit(
                 f"--task {task} does not match the {model_task} model loaded with --init."
             )
         task = model_task
+    status.update(f"Reading {data} …")
     dataset = load_dataset(data, target, task=task, impute=bool(params.get("impute", False)))
     if base is not None:
         estimator = base
@@ -219,17 +269,7 @@ def fit(
         y = dataset.y.to_numpy()
     else:
         y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
-    epochs = estimator.get_params()["epochs"]
-    try:
-        with TrainingProgress(epochs, f"Training {type(estimator).__name__}", not quiet) as bar:
-            estimator.fit(features, y, progress=bar.callback)
-    except TrainingDiverged as err:
-        raise ShrinkageError(
-            f"{str(err).rstrip('.')} (--lr, --strength); nothing was saved."
-        ) from None
-    save(estimator, output, target=target, overwrite=force)
-    if not quiet:
-        _summary(estimator, dataset, output, time.perf_counter() - started)
+    return estimator, dataset, features, y
 
 
 def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
@@ -243,10 +283,11 @@ def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
         sizes += f", {estimator.model_.activation_name}"
     out.print(
         f"Trained {type(estimator).__name__} ({sizes}) on "
-        f"{len(dataset.y)} rows × {dataset.X.shape[1]} columns, {estimator.n_iter_} epochs, "
+        f"{len(dataset.y)} rows × {dataset.X.shape[1]} columns, "
+        f"{plural(estimator.n_iter_, 'epoch')}, "
         f"in {seconds:.1f} s."
     )
-    placed = [f"{r.select} {r.penalty!r}" for r in estimator.plan_.rules]
+    placed = [f"{r.select} {r.penalty}" for r in estimator.plan_.rules]
     out.print(f"Penalty ({estimator.mode} mode): {'; '.join(placed) or 'none'}.")
     scores = f"train {metric} {last['train_score']:.4f}"
     if estimator.early_stopping:
@@ -256,4 +297,4 @@ def _summary(estimator: Any, dataset: Any, output: str, seconds: float) -> None:
             f"{best['val_score']:.4f} (epoch {estimator.best_epoch_} kept)"
         )
     out.print(f"Final loss {last['data_loss']:.4g} + penalty {last['penalty']:.4g}; {scores}.")
-    out.print(f"Saved to {output}/ (model.json + {weights_path(output).name}).")
+    out.print(f"Saved to {Path(output)}/ (model.json + {weights_path(output).name}).")

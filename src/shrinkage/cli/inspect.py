@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from shrinkage.cli._common import OneLineCommand, console
+from shrinkage.cli._common import OneLineCommand, console, plural
 
 __all__ = ["inspect_cmd", "model_summary"]
 
@@ -31,7 +31,7 @@ def model_summary(estimator: Any, meta: dict[str, Any]) -> dict[str, Any]:
         "activation": estimator.model_.activation_name,
         "mode": estimator.mode,
         "plan": [
-            {"layer": str(rule.select), "penalty": repr(rule.penalty)}
+            {"layer": str(rule.select), "penalty": str(rule.penalty)}
             for rule in estimator.plan_.rules
         ],
         "classes": None if meta.get("classes") is None else meta["classes"]["values"],
@@ -85,7 +85,9 @@ def inspect_cmd(model_dir: str, as_json: bool) -> None:
         shown = f"train {name} {metrics['train_score']:.4f}"
         if val is not None:
             shown += f", validation {name} {val:.4f}"
-        out.print(f"After {metrics.get('epochs')} epochs: {shown}")
+        epochs = metrics.get("epochs")
+        trained = plural(epochs, "epoch") if isinstance(epochs, int) else f"{epochs} epochs"
+        out.print(f"After {trained}: {shown}")
 
     table = Table(title="Weights per layer")
     for header in (

@@ -23,6 +23,11 @@ inside the stack (``--no-halving`` trains all N to the end); the chunk files are
 ``--scheduler ADDRESS`` runs the chunks on a dask.distributed cluster
 (``pip install shrinkage[distributed]``).
 
+Progress (:class:`shrinkage._progress.ProgressBoard`): an overall bar with the time
+remaining over the phases grid, refine, refit, baseline and report; plain lines when
+stderr is not a terminal. Ctrl-C prints how many chunks are saved and the command that
+continues with ``--resume``; ``--resume`` says how many chunks it reused.
+
 Bad input (a missing file or column, a bad option) prints one line and exits with code 2
 before anything is written.
 """
@@ -31,16 +36,21 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from shrinkage._io import write_csv
+from shrinkage._progress import ProgressBoard
 from shrinkage.cli._common import (
+    ESTIMATOR_OPTIONS,
     Integer,
     Number,
     OneLineCommand,
+    Status,
     console,
     data_options,
     parse_numbers,
@@ -78,7 +88,10 @@ def _table(search: Any, top: int) -> Any:
     from rich.table import Table
 
     frame = search.results_frame()
-    frame = frame.sort_values(["rank_test_score", "param_strength"], ascending=[True, False])
+    # Tied rows: the chosen one first, then the larger strength (the search's tie-break).
+    frame = frame.assign(_other=frame.index != search.best_index_).sort_values(
+        ["rank_test_score", "_other", "param_strength"], ascending=[True, True, False]
+    )
     stages = frame["stage"].nunique() > 1
     per_layer = "param_layer_penalties" in frame
     rungs = "rung_epochs" in frame
@@ -116,6 +129,13 @@ def _table(search: Any, top: int) -> Any:
 @click.command(
     "tune",
     cls=OneLineCommand,
+    params_from={
+        **ESTIMATOR_OPTIONS,
+        "cv": "folds",
+        "n_threads": "threads",
+        "one_standard_error": "one_se",
+        "n_candidates": "candidates",
+    },
     epilog="""\b
 Examples:
   shrinkage tune data.csv --target y -o tuned/
@@ -258,12 +278,19 @@ def tune(
     configuration refit on all rows) and OUT_DIR/chunks/ (each finished chunk's rows).
     OUT_DIR must be new, empty, or a directory an earlier `tune` wrote (tune.json).
     """
-    import numpy as np
+    options = dict(locals())  # every option, as click passed them
+    status = Status(f"Reading {data} (loading torch, scikit-learn and pandas) …", not quiet)
+    with status:
+        search, dataset, y, plan, out = _setup(options)
+        if scheduler is not None:
+            from shrinkage.search import connect
+
+            status.update(f"Connecting to {scheduler} …")
+            search.set_params(backend="dask", client=connect(scheduler))
+
     import pandas as pd
 
-    from shrinkage._validation import check_threads
-    from shrinkage.data import CLASSIFICATION, load_dataset
-    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir, save
+    from shrinkage.estimators import save
     from shrinkage.report import (
         BASELINE_FILE,
         CHUNKS_DIR,
@@ -271,72 +298,10 @@ def tune(
         MODEL_DIR,
         REPORT_FILE,
         RESULTS_FILE,
-        check_results_dir,
         claim_results_dir,
         record_files,
     )
-    from shrinkage.search import SearchCV, default_strengths
 
-    grid = _floats(strengths, "--strengths")
-    if grid is None:
-        grid = list(default_strengths(grid_min, grid_max, per_decade))
-    if threads is not None:
-        check_threads(threads, "--threads")
-    if top < 1:
-        raise ShrinkageError(f"The '--top' option must be an integer >= 1. Got {top!r} instead.")
-    out = check_results_dir(out_dir)
-    check_output_dir(out / MODEL_DIR)
-
-    dataset = load_dataset(data, target, task=None if task == "auto" else task, impute=impute)
-    if dataset.task == CLASSIFICATION:
-        y = dataset.y.to_numpy()
-        cls: Any = MLPClassifier
-    else:
-        y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
-        cls = MLPRegressor
-    estimator = cls(
-        hidden_layer_sizes=hidden,
-        activation=activation,
-        mode=mode,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        epochs=epochs,
-        batch_size=batch_size,
-        impute=impute,
-        device=device,
-    )
-    search = SearchCV(
-        estimator,
-        strengths=grid,
-        kinds=_names(kinds, "--kinds"),
-        l1_ratios=_floats(l1_ratios, "--l1-ratios"),
-        placements=_placements(placements),
-        cv=folds,
-        validation_fraction=validation_fraction,
-        scoring=scoring,
-        one_standard_error=one_se,
-        refine=refine,
-        max_memory=max_memory,
-        random_state=seed,
-        device=device,
-        n_threads=threads,
-        checkpoint_dir=out / "chunks",
-        resume=resume,
-        per_layer=per_layer,
-        n_candidates=candidates,
-        zero_probability=zero_probability,
-        sampler=sampler,
-        halving=halving,
-        halving_factor=halving_factor,
-        min_epochs=min_epochs,
-        keep_grid=keep_grid,
-    )
-    plan = search.prepare(dataset.X, y)  # every check, before anything is written
-    if scheduler is not None:
-        from shrinkage.search import connect
-
-        search.set_params(backend="dask", client=connect(scheduler))
     claim_results_dir(out)
     names = [RESULTS_FILE, MODEL_DIR, CHUNKS_DIR, METADATA_FILE, BASELINE_FILE, REPORT_FILE]
     record_files(out, names)  # before they are written: the list covers every file we write
@@ -348,10 +313,9 @@ def tune(
         write_csv(frame, out / RESULTS_FILE)
         _record_chunks(out)
 
-    err = console(stderr=True)
     chunking = plan.chunking
     if not quiet:
-        err.print(
+        console(stderr=True).print(
             f"{len(plan.configs)} configurations x {len(plan.data.folds)} folds = "
             f"{chunking['n_candidates']} candidates in {chunking['n_chunks']} chunk(s) of "
             f"<= {chunking['candidates_per_chunk']} (~{chunking['bytes_per_chunk'] / 1e6:.1f} "
@@ -363,40 +327,61 @@ def tune(
                 else ""
             )
         )
+    board = ProgressBoard("tune", display="off" if quiet else "auto")
+    for stage, steps in search.phases(plan).items():
+        board.add(stage, steps, _PHASES.get(stage, _PHASES["rung"]))
+    board.add("baseline", epochs, _PHASES["baseline"])
+    board.add("report", None, _PHASES["report"])
     try:
-        if quiet:
-            search.fit(dataset.X, y, on_chunk=write_partial)
-        else:
-            _fit_with_progress(search, dataset.X, y, err, write_partial)
+        search.fit(
+            dataset.X,
+            y,
+            progress=board.search_callback(f"{out / CHUNKS_DIR}/"),
+            on_chunk=write_partial,
+        )
+        _record_chunks(out)
+        write_csv(search.results_frame(), out / RESULTS_FILE)
+        save(search.best_estimator_, out / MODEL_DIR, target=target)
+        from shrinkage.cli._workflows import write_tune_report
+        from shrinkage.report import describe_data
+
+        report_path = write_tune_report(
+            out,
+            search,
+            dataset.X,
+            dataset.y,
+            data=describe_data(
+                dataset.X,
+                dataset.y,
+                source=data,
+                target=target,
+                task=dataset.task,
+                preprocessing="numeric columns standardized, categorical one-hot "
+                "(fitted per fold on its training rows)",
+            ),
+            title=report_title(data, target),
+            board=board,
+        )
+    except KeyboardInterrupt:
+        board.close()
+        _record_chunks(out)
+        if not quiet:
+            _interrupted(out, plan.chunking["n_chunks"], search.refine)
+        raise SystemExit(130) from None
     finally:
+        board.close()
         if search.client is not None:
             search.client.close()
 
-    _record_chunks(out)
-    write_csv(search.results_frame(), out / RESULTS_FILE)
-    save(search.best_estimator_, out / MODEL_DIR, target=target)
-    from shrinkage.cli._workflows import write_tune_report
-    from shrinkage.report import describe_data
-
-    report_path = write_tune_report(
-        out,
-        search,
-        dataset.X,
-        dataset.y,
-        data=describe_data(
-            dataset.X,
-            dataset.y,
-            source=data,
-            target=target,
-            task=dataset.task,
-            preprocessing="numeric columns standardized, categorical one-hot "
-            "(fitted per fold on its training rows)",
-        ),
-    )
     if not quiet:
         console().print(_table(search, top))
+        for stage, (n_reused, n_chunks) in board.reused.items():
+            console().print(
+                f"Resumed: reused {n_reused} of {n_chunks} {stage} chunks from "
+                f"{out / CHUNKS_DIR}/; trained {n_chunks - n_reused}."
+            )
         best = search.best_params_
-        wrote = f"wrote {out / 'results.csv'}, {out / 'model'}/ and {report_path}"
+        wrote = f"wrote {out / RESULTS_FILE}, {out / MODEL_DIR}/ and {report_path}"
         score = f"{search.scoring_} {search.best_score_:.4f}"
         if "layer_penalties" in best:
             results = search.cv_results_
@@ -413,6 +398,17 @@ def tune(
                 f"Best: {best['penalty']} strength={best['strength']:.4g}{ratio}, placement="
                 f"{best['placement']} ({score}); {wrote}"
             )
+
+
+#: What each phase of ``tune`` does, beside its line or bar.
+_PHASES = {
+    "grid": "every configuration on every fold, stacked",
+    "refine": "a finer grid around the best",
+    "rung": "successive halving: what is still in, trained to this rung",
+    "refit": "the best configuration on all rows",
+    "baseline": "the same network unregularized, for the report",
+    "report": "figures and report.html",
+}
 
 
 def _chunk_files(out: Path) -> list[str]:
@@ -451,18 +447,105 @@ def _remove_chunks(out: Path) -> None:
     forget_files(out, stale)
 
 
-def _fit_with_progress(search: Any, X: Any, y: Any, console: Any, on_chunk: Any) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+def report_title(data: str, target: str) -> str:
+    """The report's heading from the data file's name: ``breast_cancer.csv: predicting y``."""
+    return f"{Path(data).name}: predicting {target}"
 
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[tuple[str, int], Any] = {}
 
-        def report(p: Any) -> None:
-            key = (p.stage, p.chunk)
-            if key not in tasks:
-                label = f"{p.stage} chunk {p.chunk}/{p.n_chunks} epochs"
-                tasks[key] = bar.add_task(label, total=p.epochs)
-            bar.update(tasks[key], completed=p.epoch)
+def _setup(o: dict[str, Any]) -> tuple[Any, Any, Any, Any, Path]:
+    """Every check, the data and the search's plan, before anything is written.
 
-        search.fit(X, y, progress=report, on_chunk=on_chunk)
+    Args:
+        o: the command's options, by name.
+
+    Returns:
+        ``(search, dataset, y, setup, out)``: the unfitted search, the loaded table, the
+        target values, :meth:`~shrinkage.search.SearchCV.prepare`'s plan and the results
+        directory.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from shrinkage._validation import check_threads
+    from shrinkage.data import CLASSIFICATION, load_dataset
+    from shrinkage.estimators import MLPClassifier, MLPRegressor, check_output_dir
+    from shrinkage.report import MODEL_DIR, check_results_dir
+    from shrinkage.search import SearchCV, default_strengths
+
+    grid = _floats(o["strengths"], "--strengths")
+    if grid is None:
+        grid = list(default_strengths(o["grid_min"], o["grid_max"], o["per_decade"]))
+    if o["threads"] is not None:
+        check_threads(o["threads"], "--threads")
+    if o["top"] < 1:
+        raise ShrinkageError(
+            f"The '--top' option must be an integer >= 1. Got {o['top']!r} instead."
+        )
+    out = check_results_dir(o["out_dir"])
+    check_output_dir(out / MODEL_DIR)
+
+    task = None if o["task"] == "auto" else o["task"]
+    dataset = load_dataset(o["data"], o["target"], task=task, impute=o["impute"])
+    if dataset.task == CLASSIFICATION:
+        y = dataset.y.to_numpy()
+        cls: Any = MLPClassifier
+    else:
+        y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
+        cls = MLPRegressor
+    names = ("activation", "mode", "optimizer", "learning_rate", "momentum", "epochs")
+    estimator = cls(
+        hidden_layer_sizes=o["hidden"],
+        batch_size=o["batch_size"],
+        impute=o["impute"],
+        device=o["device"],
+        **{name: o[name] for name in names},
+    )
+    search = SearchCV(
+        estimator,
+        strengths=grid,
+        kinds=_names(o["kinds"], "--kinds"),
+        l1_ratios=_floats(o["l1_ratios"], "--l1-ratios"),
+        placements=_placements(o["placements"]),
+        cv=o["folds"],
+        validation_fraction=o["validation_fraction"],
+        scoring=o["scoring"],
+        one_standard_error=o["one_se"],
+        refine=o["refine"],
+        max_memory=o["max_memory"],
+        random_state=o["seed"],
+        device=o["device"],
+        n_threads=o["threads"],
+        checkpoint_dir=out / "chunks",
+        resume=o["resume"],
+        per_layer=o["per_layer"],
+        n_candidates=o["candidates"],
+        zero_probability=o["zero_probability"],
+        sampler=o["sampler"],
+        halving=o["halving"],
+        halving_factor=o["halving_factor"],
+        min_epochs=o["min_epochs"],
+        keep_grid=o["keep_grid"],
+    )
+    setup = search.prepare(dataset.X, y)  # every check, before anything is written
+    return search, dataset, y, setup, out
+
+
+def _interrupted(out: Path, n_chunks: int, refine: bool) -> None:
+    """After Ctrl-C: what is saved, and the command that continues from it."""
+    saved = len(list((out / "chunks").glob("grid-chunk-*.json")))
+    root = click.get_current_context().find_root().obj
+    words = list(root.get("argv", [])) if isinstance(root, dict) else sys.argv[1:]
+    if "--resume" not in words:
+        words.append("--resume")
+    where = f"{out / 'chunks'}/"
+    if saved >= n_chunks:
+        done = f"All {n_chunks} grid chunks are saved in {where}"
+        if refine:
+            done += " (and the refine chunks that finished)"
+    elif saved:
+        done = f"{saved} of {n_chunks} grid chunks finished and are saved in {where}"
+    else:
+        done = f"No grid chunk had finished (each is saved in {where} when it does)"
+    console(stderr=True).print(
+        f"Interrupted. {done}; continue with:\n  {shlex.join(['shrinkage', *words])}"
+    )

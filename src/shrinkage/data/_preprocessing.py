@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 if TYPE_CHECKING:  # scikit-learn costs a second to import; only a Preprocessor needs it
     from sklearn.compose import ColumnTransformer
@@ -224,6 +224,7 @@ class Preprocessor:
             raise ShrinkageError(
                 f"The data is missing {len(absent)} column(s) the preprocessor was fitted "
                 f"on: {listing(absent)}; columns are: {listing(frame.columns)}."
+                f"{did_you_mean(absent[0], [str(c) for c in frame.columns])}"
             )
         if len(frame) == 0:
             return np.zeros((0, self.n_features_out_), dtype=np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shrinkage._io import check_input_file, path_problem
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 if TYPE_CHECKING:  # scikit-learn costs a second to import; only a Preprocessor needs it
     pass
@@ -205,6 +205,7 @@ def split_target(
     if not isinstance(target, str) or target not in columns:
         raise ShrinkageError(
             f"The 'target' column {target!r} is not in {source}; columns are: {listing(columns)}."
+            f"{did_you_mean(target, columns)}"
         )
     if columns.count(target) > 1:
         raise ShrinkageError(

@@ -28,9 +28,9 @@ The regression target is used as given (not standardized), as Keras and scikit-l
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,11 +48,17 @@ from shrinkage._names import (
     CLASSIFICATION,
     REGRESSION,
 )
+from shrinkage._progress import ProgressBoard
 from shrinkage.data import Preprocessor, encode_labels
 from shrinkage.errors import ShrinkageError
 from shrinkage.estimators import _persistence
 from shrinkage.estimators._config import expected_tensors, from_config, to_config
-from shrinkage.estimators._params import Settings, draw_seed, resolve_params
+from shrinkage.estimators._params import (
+    Settings,
+    draw_seed,
+    resolve_params,
+    unknown_parameter,
+)
 from shrinkage.models import MLP, generators, init_mlp_, placement_plan
 from shrinkage.penalties import Penalty
 from shrinkage.regularizer import Regularizer
@@ -84,6 +90,21 @@ class _BaseMLP(BaseEstimator):
     """Shared implementation; see :class:`MLPClassifier` and :class:`MLPRegressor`."""
 
     _task: ClassVar[str]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _BaseMLP:
+        # Python's own error for MLPClassifier(alpha=...) would not say what alpha is here.
+        known = cls._get_param_names()
+        for name in kwargs:
+            if name not in known:
+                raise unknown_parameter(cls.__name__, name, known)
+        return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The signature that help(), IDEs and scikit-learn's checks read is __init__'s, not
+        # that of the keyword check in __new__.
+        init = inspect.signature(cls.__init__)
+        cls.__signature__ = init.replace(parameters=list(init.parameters.values())[1:])
 
     def __init__(
         self,
@@ -138,6 +159,14 @@ class _BaseMLP(BaseEstimator):
         self.learning_rate_schedule = learning_rate_schedule
 
     # ----------------------------------------------------------------- parameters
+
+    def set_params(self, **params: Any) -> _BaseMLP:
+        """scikit-learn's ``set_params``; an unknown name says what it is called here."""
+        known = self._get_param_names()
+        for name in params:
+            if name not in known and "__" not in name:
+                raise unknown_parameter(f"{type(self).__name__}.set_params", name, known)
+        return super().set_params(**params)
 
     def _resolve_params(self) -> Settings:
         """Validate every parameter; the first bad one raises a one-line ShrinkageError."""
@@ -274,6 +303,7 @@ class _BaseMLP(BaseEstimator):
         context = None
         if isinstance(self.penalty, str):
             context = {"strength": float(self.strength), "learning_rate": settings.learning_rate}
+        board = self._board(settings)
         try:
             history = fit_model(
                 model,
@@ -290,12 +320,16 @@ class _BaseMLP(BaseEstimator):
                 score_fn=make_score(task, n_classes),
                 early_stopping=settings.early_stopping,
                 patience=settings.patience,
-                progress=self._progress(settings, progress),
+                progress=self._progress(board, progress),
                 context=context,
                 learning_rate_schedule=settings.learning_rate_schedule,
             )
+            if board is not None:
+                board.finish("train")
         finally:
             regularizer.remove()
+            if board is not None:
+                board.close()
 
         # Set together at the end, so a fit that fails leaves the previous model consistent.
         if classes is not None:
@@ -340,21 +374,24 @@ class _BaseMLP(BaseEstimator):
         best = max(history, key=lambda row: (row["val_score"], -row["epoch"]))
         return best["epoch"]
 
-    def _progress(
-        self, settings: Settings, progress: Callable[[int, dict[str, Any]], None] | None
-    ) -> Callable[[int, dict[str, Any]], None] | None:
+    def _board(self, settings: Settings) -> ProgressBoard | None:
+        """With ``verbose``: a bar of the epochs (rich in a terminal or Jupyter, else lines)."""
         if not settings.verbose:
+            return None
+        board = ProgressBoard(type(self).__name__, stderr=False)
+        board.add("train", settings.epochs)
+        return board
+
+    @staticmethod
+    def _progress(
+        board: ProgressBoard | None, progress: Callable[[int, dict[str, Any]], None] | None
+    ) -> Callable[[int, dict[str, Any]], None] | None:
+        if board is None:
             return progress
-        every = max(1, settings.epochs // 10)
+        shown = board.epoch_callback("train")
 
         def report(epoch: int, row: dict[str, Any]) -> None:
-            if epoch % every == 0 or epoch == 1:
-                val = "" if row["val_score"] is None else f", val score {row['val_score']:.4f}"
-                print(
-                    f"epoch {epoch}/{settings.epochs}: loss {row['data_loss']:.4g}, penalty "
-                    f"{row['penalty']:.4g}, train score {row['train_score']:.4f}{val}",
-                    file=sys.stdout,
-                )
+            shown(epoch, row)
             if progress is not None:
                 progress(epoch, row)
 
@@ -555,7 +592,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         random_state: an int seed (initialization, shuffling, validation split), a numpy
             RandomState, or None.
         device: the torch device to train on.
-        verbose: print the loss and scores ten times during training.
+        verbose: show the training: a bar of the epochs with the loss and scores (rich in a
+            terminal or Jupyter; elsewhere a line per tenth of the epochs or 10 seconds).
         standardize: scale numeric input columns to mean 0 and standard deviation 1 with
             the training rows' statistics (``False``: use them as they are, as Keras does).
         init: the initial weights: ``"torch"`` (``nn.Linear``'s default),

@@ -26,10 +26,48 @@ from shrinkage._names import (
     PENALTY_NAMES,
 )
 from shrinkage._validation import check_bool, check_choice, check_float, check_int
-from shrinkage.errors import ShrinkageError, check_device, check_strength
+from shrinkage.errors import ShrinkageError, check_device, check_strength, did_you_mean
 from shrinkage.penalties import Penalty
 
 _MAX_SEED = 2**32 - 1
+
+#: scikit-learn MLP parameters a user may bring over, and what they are here.
+_SKLEARN_NAMES = {
+    "max_iter": "epochs",
+    "learning_rate_init": "learning_rate",
+    "solver": "optimizer",
+    "n_iter_no_change": "patience",
+}
+
+
+class UnknownParameterError(ShrinkageError, TypeError):
+    """A keyword the estimator does not have (a ``TypeError`` too, as Python raises)."""
+
+
+def unknown_parameter(estimator: str, name: str, known: Sequence[str]) -> UnknownParameterError:
+    """The error for ``Estimator(name=...)``: scikit-learn's names point to ours.
+
+    ``alpha`` (scikit-learn's ``(alpha / 2n)·Σw²``, n the batch size) is
+    ``penalty="l2", strength=alpha / (2 * batch_size)``: :func:`~shrinkage.from_sklearn_alpha`.
+
+    Args:
+        estimator: the class name.
+        name: the keyword received.
+        known: the estimator's parameters.
+
+    Returns:
+        The error to raise.
+    """
+    start = f"{estimator}() got an unexpected keyword argument {name!r}."
+    if name == "alpha":
+        return UnknownParameterError(
+            f"{start} Its strength has the Keras meaning (strength·Σw² added to the mean "
+            "loss); scikit-learn's alpha is penalty='l2', strength=alpha / (2 * batch_size): "
+            "strength=sk.from_sklearn_alpha(alpha, batch_size).l2."
+        )
+    if name in _SKLEARN_NAMES:
+        return UnknownParameterError(f"{start} Its name here is {_SKLEARN_NAMES[name]!r}.")
+    return UnknownParameterError(f"{start}{did_you_mean(name, known)}")
 
 
 def make_penalty(
@@ -72,7 +110,7 @@ def make_penalty(
     if not isinstance(name, str) or name.lower() not in PENALTY_NAMES:
         raise ShrinkageError(
             f"The '{argument}' parameter must be one of {', '.join(PENALTY_NAMES)} or a "
-            f"Penalty. Got {name!r} instead."
+            f"Penalty. Got {name!r} instead.{did_you_mean(name, PENALTY_NAMES)}"
         )
     name = name.lower()
     strength = check_strength(strength, "strength")

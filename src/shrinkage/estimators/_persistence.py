@@ -379,8 +379,11 @@ def _parse_metadata(folder: Path) -> tuple[dict[str, Any], bytes]:
     try:
         info = os.stat(path)
     except FileNotFoundError:
+        # `shrinkage tune` writes its refit model one level down, in OUT_DIR/model/.
+        inner = folder / "model"
+        hint = f" Did you mean '{inner}/'?" if (inner / MODEL_FILE).is_file() else ""
         raise ShrinkageError(
-            f"'{folder}' is not a shrinkage model directory: {MODEL_FILE} is missing."
+            f"'{folder}' is not a shrinkage model directory: {MODEL_FILE} is missing.{hint}"
         ) from None
     except OSError:
         info = None

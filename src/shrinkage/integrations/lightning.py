@@ -47,7 +47,7 @@ from typing import Any
 from torch import Tensor
 
 from shrinkage import MODES, Regularizer
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.integrations._common import require, weight_stats
 
 __all__ = ["ShrinkageCallback"]
@@ -98,7 +98,7 @@ class ShrinkageCallback(_pl.Callback):
         if mode not in MODES:
             raise ShrinkageError(
                 f"The 'mode' parameter must be one of {', '.join(map(repr, MODES))}. "
-                f"Got {mode!r} instead."
+                f"Got {mode!r} instead.{did_you_mean(mode, MODES)}"
             )
         if log_every_n_steps is not None and (
             isinstance(log_every_n_steps, bool)

@@ -45,7 +45,7 @@ from typing import Any
 from torch import Tensor
 
 from shrinkage import MODES, Regularizer
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.integrations._common import require, weight_stats
 
 __all__ = [
@@ -120,6 +120,7 @@ class Shrinkage(Callback):
             raise ShrinkageError(
                 f"The 'mode' parameter of Shrinkage must be one of "
                 f"{', '.join(map(repr, MODES))}. Got {self.mode!r} instead."
+                f"{did_you_mean(self.mode, MODES)}"
             )
         self._release()
         reg = Regularizer(net.module_, self.plan, self.mode, scale=self.scale)

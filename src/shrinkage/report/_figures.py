@@ -1,10 +1,22 @@
-"""The report's figures: each drawn into a pyplot-free Figure and embedded as a PNG."""
+"""The report's figures: each drawn twice into pyplot-free Figures and inlined as SVG.
+
+A figure is drawn in two layouts: *wide* (panels side by side, up to 10 inches) for a
+desktop, and *narrow* (3.6 inches, panels stacked) for a phone; the page's CSS shows the
+one that fits (``figure.plot .wide`` / ``.narrow``, switched at 760 CSS pixels). Text stays
+text (``svg.fonttype = none``), sized in points: at 96 CSS pixels per inch a figure shown at
+its natural width draws a 9-point label at 12 CSS pixels, so no plot text is smaller than
+10 CSS pixels at 390 pixels wide (the browser tests measure it). Legends sit in a band
+under the panels, outside the data. Dense layers (filled contours, thousands of points)
+are rasterized inside the SVG.
+"""
 
 from __future__ import annotations
 
-import base64
 import io
+import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from shrinkage.analysis import (
@@ -21,45 +33,181 @@ from shrinkage.report._files import (
 )
 from shrinkage.report._markup import _e, _table
 
-_DPI = 100
+#: Font sizes in points (CSS pixels = points x 4/3 at a figure's natural width).
+_RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "shrinkage-report",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Helvetica", "Arial", "Liberation Sans"],
+    "font.size": 10,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "lines.linewidth": 1.6,
+}
+#: The narrow layout's width: 346 CSS pixels, what a 390-pixel phone leaves for it.
+_NARROW_IN = 3.6
+#: Raster resolution of the rasterized layers (contours, dense scatter plots).
+_RASTER_DPI = 144
+#: The legend band: inches per line of entries, and an inch per character of a label.
+_LEGEND_LINE_IN = 0.21
+_LEGEND_CHAR_IN = 0.068
 
 
-#: fixed margins in inches instead of a layout engine: constrained or tight layout measures
-#: every tick label and would take most of the report's time budget.
-_MARGINS = {"left": 0.75, "right": 0.2, "bottom": 0.55, "top": 0.35, "wspace": 0.3}
+@dataclass(frozen=True)
+class _Shape:
+    """A figure's geometry in inches, the same margins in both layouts.
+
+    Attributes:
+        panels: how many axes (side by side when wide, stacked when narrow).
+        height: one panel's height, wide.
+        narrow_height: one panel's height, narrow.
+        left: room for the y tick labels and label, per panel.
+        right: room right of each panel (a twin axis or a colour bar needs more).
+        top: room for a panel's title.
+        bottom: room for the x tick labels and label.
+        width: the wide layout's width (default: 7.5 in for one panel, up to 10).
+    """
+
+    panels: int = 1
+    height: float = 3.1
+    narrow_height: float = 2.5
+    left: float = 0.8
+    right: float = 0.25
+    top: float = 0.4
+    bottom: float = 0.6
+    width: float | None = None
+
+    def boxes(self, narrow: bool) -> tuple[float, float, list[tuple[float, float, float, float]]]:
+        """``(width, height, [(left, bottom, width, height) in inches per panel])``."""
+        n = self.panels
+        if narrow:
+            width = _NARROW_IN
+            panel_w = width - self.left - self.right
+            step = self.narrow_height + self.top + self.bottom
+            height = n * step
+            boxes = [
+                (self.left, height - (i + 1) * step + self.bottom, panel_w, self.narrow_height)
+                for i in range(n)
+            ]
+            return width, height, boxes
+        width = self.width or min(10.0, 7.5 if n == 1 else 4.4 * n)
+        panel_w = width / n - self.left - self.right
+        height = self.height + self.top + self.bottom
+        boxes = [(i * width / n + self.left, self.bottom, panel_w, self.height) for i in range(n)]
+        return width, height, boxes
+
+
+def _legend_entries(fig: Any) -> tuple[list, list[str]]:
+    """Every axes legend's handles and labels (each label once); the legends removed."""
+    handles, labels = [], []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        for handle, text in zip(legend.legend_handles, legend.get_texts()):
+            label = text.get_text()
+            if label and label not in labels:
+                handles.append(handle)
+                labels.append(label)
+        legend.remove()
+    return handles, labels
+
+
+def _legend_band(fig: Any, width: float, height: float) -> float:
+    """Move the legends to a band under the panels; the band's height in inches."""
+    handles, labels = _legend_entries(fig)
+    if not labels:
+        return 0.0
+    widest = max(len(label) for label in labels) * _LEGEND_CHAR_IN + 0.55
+    columns = max(1, min(len(labels), int((width - 0.2) // widest)))
+    rows = math.ceil(len(labels) / columns)
+    band = rows * _LEGEND_LINE_IN + 0.12
+    total = height + band
+    fig.set_size_inches(width, total)
+    for ax in fig.axes:  # every axes (twins and colour bars too) moves up by the band
+        box = ax.get_position()
+        ax.set_position(
+            [box.x0, (box.y0 * height + band) / total, box.width, box.height * height / total]
+        )
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.04 / total),
+        ncol=columns,
+        frameon=False,
+        handlelength=2.4,
+        columnspacing=1.2,
+    )
+    return band
+
+
+_IDS = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
+
+
+def _svg(fig: Any, prefix: str, width: float, alt: str) -> str:
+    """The figure as an inline ``<svg>``: no fixed size, ids made unique with ``prefix``."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", dpi=_RASTER_DPI, metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+    text = _IDS.sub(lambda m: f"{m.group(1)}{prefix}{m.group(2)}", text)
+    style = f'style="max-width: {round(width * 96)}px" role="img" aria-label="{_e(alt)}"'
+    return re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', rf"<svg \1{style}", text, count=1)
+
+
+def _draw(
+    draw: Callable[[Any, list], Any], shape: _Shape, narrow: bool, prefix: str, alt: str
+) -> str:
+    from matplotlib.figure import Figure
+
+    width, height, boxes = shape.boxes(narrow)
+    fig = Figure(figsize=(width, height))
+    axes = [fig.add_axes([x / width, y / height, w / width, h / height]) for x, y, w, h in boxes]
+    draw(fig, axes)
+    for ax in fig.axes:
+        for collection in ax.collections:  # filled contours and dense scatters: one image
+            if _dense(collection):
+                collection.set_rasterized(True)
+    _legend_band(fig, width, height)
+    return _svg(fig, prefix, width, alt)
+
+
+def _dense(collection: Any) -> bool:
+    paths = collection.get_paths() if hasattr(collection, "get_paths") else []
+    offsets = collection.get_offsets() if hasattr(collection, "get_offsets") else []
+    if type(collection).__name__.endswith("ContourSet"):
+        return bool(getattr(collection, "filled", False))
+    return len(offsets) > 300 or sum(len(p.vertices) for p in paths) > 4000
 
 
 def _figure_html(
-    draw: Callable[[Any], Any],
-    figsize: tuple[float, float],
+    draw: Callable[[Any, list], Any],
     caption: str,
     alt: str,
-    **margins: float,
+    shape: _Shape = _Shape(),
 ) -> str:
-    """Draw into a pyplot-free Figure and embed it as a base64 PNG."""
-    from matplotlib.figure import Figure
+    """A ``<figure>`` with the wide and the narrow drawing of ``draw(fig, axes)``.
 
-    fig = Figure(figsize=figsize, dpi=_DPI)
-    inches = {**_MARGINS, **margins}
-    width, height = figsize
-    fig.subplots_adjust(
-        left=inches["left"] / width,
-        right=1 - inches["right"] / width,
-        bottom=inches["bottom"] / height,
-        top=1 - inches["top"] / height,
-        wspace=inches["wspace"],
-    )
+    ``draw`` receives the Figure and one axes per panel; a :class:`ShrinkageError` it
+    raises becomes a note in the figure's place.
+    """
+    import matplotlib
+
+    slug = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-")
     try:
-        draw(fig)
+        with matplotlib.rc_context(_RC):
+            wide = _draw(draw, shape, False, f"{slug}-w-", alt)
+            narrow = _draw(draw, shape, True, f"{slug}-n-", alt)
     except ShrinkageError as err:
         return f'<p class="note">{_e(caption)}: not drawn ({_e(err)})</p>'
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return (
-        f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(alt)}" '
-        f'width="{round(figsize[0] * _DPI)}" height="{round(figsize[1] * _DPI)}">'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
+        f'<figure class="plot"><div class="wide">{wide}</div>'
+        f'<div class="narrow">{narrow}</div><figcaption>{_e(caption)}</figcaption></figure>'
     )
 
 
@@ -77,10 +225,9 @@ def _figures_html(inputs: ReportInputs) -> str:
     if frame is not None and _one_strength(frame):
         parts.append(
             _figure_html(
-                lambda fig: analysis.plot_validation_curve(
-                    frame, fig.add_subplot(), chosen=inputs.chosen_row()
+                lambda fig, axes: analysis.plot_validation_curve(
+                    frame, axes[0], chosen=inputs.chosen_row()
                 ),
-                (7.5, 4.4),
                 "Validation curve: mean train (dashed) and cross-validated (solid, ±1 std band) "
                 "score against λ. Star: the chosen configuration; open circle: the strongest "
                 "λ within one standard error of the best.",
@@ -90,12 +237,11 @@ def _figures_html(inputs: ReportInputs) -> str:
         if layer_indices(frame):
             parts.append(
                 _figure_html(
-                    lambda fig: analysis.plot_regularization_path(frame, fig.add_subplot()),
-                    (7.5, 4.2),
+                    lambda fig, axes: analysis.plot_regularization_path(frame, axes[0]),
                     "Regularization path: each layer's weight L2 norm (and, for L1, its "
                     "fraction of zero weights) against λ, for the chosen kind and placement.",
                     "regularization path",
-                    right=0.8,
+                    _Shape(right=0.75),
                 )
             )
         if (
@@ -105,45 +251,38 @@ def _figures_html(inputs: ReportInputs) -> str:
         ):
             parts.append(
                 _figure_html(
-                    lambda fig: analysis.plot_placement_study(
-                        placement_table(frame), fig.add_subplot()
+                    lambda fig, axes: analysis.plot_placement_study(
+                        placement_table(frame), axes[0]
                     ),
-                    (7.5, 4.4),
-                    "Placement: per-layer weight norms when the penalty is on all layers, "
-                    "the hidden layers only, or the output layer only. Penalizing only the "
-                    "output layer lets the weight move into the hidden layer.",
+                    "Placement: per-layer weight norms (one colour per layer) when the penalty "
+                    "is on all layers, the hidden layers only, or the output layer only (one "
+                    "line style and marker per placement). Penalizing only the output layer "
+                    "lets the weight move into the hidden layer.",
                     "placement study",
                 )
             )
     if inputs.estimator is not None:
         n_layers = len(layer_weights(inputs.estimator))
-        width = min(max(3.6 * n_layers, 7.0), 10.0)
         parts.append(
             _figure_html(
-                lambda fig: analysis.plot_weight_histograms(
-                    inputs.estimator,
-                    inputs.baseline,
-                    fig.subplots(1, n_layers, squeeze=False)[0],
+                lambda fig, axes: analysis.plot_weight_histograms(
+                    inputs.estimator, inputs.baseline, axes
                 ),
-                (width, 3.0),
                 "Weights per layer: the chosen model (red outline)"
                 + (" over the unregularized fit (grey)." if inputs.baseline is not None else "."),
                 "weight histograms",
-                left=0.6,
-                top=0.3,
-                wspace=0.25,
+                _Shape(panels=n_layers, height=2.6, narrow_height=2.1, left=0.75, right=0.15),
             )
         )
         if getattr(inputs.estimator, "history_", None):
             parts.append(
                 _figure_html(
-                    lambda fig: analysis.plot_learning_curves(inputs.estimator, fig.subplots(1, 2)),
-                    (8.5, 3.4),
+                    lambda fig, axes: analysis.plot_learning_curves(inputs.estimator, axes),
                     "Learning curves of the refit model: the data loss and the penalty "
                     "λ·Ω(W) apart (left); train score, and validation score when the fit held "
                     "rows out (right).",
                     "learning curves",
-                    wspace=0.28,
+                    _Shape(panels=2, height=2.8, narrow_height=2.3),
                 )
             )
         if is_plane(inputs.X):
@@ -151,8 +290,7 @@ def _figures_html(inputs: ReportInputs) -> str:
             models = [inputs.baseline, inputs.estimator] if pair else [inputs.estimator]
             names = ["unregularized", "chosen"] if pair else ["chosen"]
 
-            def boundaries(fig: Any) -> None:
-                axes = fig.subplots(1, len(models), squeeze=False)[0]
+            def boundaries(fig: Any, axes: list) -> None:
                 for axis, model, name in zip(axes, models, names):
                     analysis.plot_decision_boundary(model, inputs.X, inputs.y, axis)
                     axis.set_title(f"Decision boundary: {name}")
@@ -160,7 +298,6 @@ def _figures_html(inputs: ReportInputs) -> str:
             parts.append(
                 _figure_html(
                     boundaries,
-                    (10.0, 4.2) if pair else (6.0, 4.6),
                     (
                         "Decision boundaries of the unregularized and the chosen model on "
                         "the data rows: the penalty smooths the boundary."
@@ -168,8 +305,7 @@ def _figures_html(inputs: ReportInputs) -> str:
                         else "Decision boundary of the chosen model on the data rows."
                     ),
                     "decision boundary",
-                    right=0.1,
-                    wspace=0.35,
+                    _Shape(panels=len(models), height=3.2, narrow_height=2.6, right=0.65),
                 )
             )
     return "".join(parts) or '<p class="note">Nothing to draw.</p>'
@@ -191,28 +327,25 @@ def _per_layer_html(inputs: ReportInputs) -> str:
         n_top = min(20, len(frame))
         parts.append(
             _figure_html(
-                lambda fig: analysis.plot_layer_strengths(frame, fig.add_subplot(), top=n_top),
-                (7.5, 4.4),
+                lambda fig, axes: analysis.plot_layer_strengths(frame, axes[0], top=n_top),
                 f"The {n_top} best configurations by mean CV score"
                 + (" among those trained to the end" if halving else "")
                 + ": each line is one configuration, its strength on every layer (log axis; "
                 "'none': that layer is not penalized), coloured by its CV score. Red: the "
                 "chosen one.",
                 "per-layer strengths",
-                left=0.95,
-                right=0.3,
+                _Shape(height=3.4, narrow_height=3.0, left=0.95, right=0.3),
             )
         )
     if halving:
         parts.append(
             _figure_html(
-                lambda fig: analysis.plot_rungs(frame, fig.add_subplot()),
-                (7.5, 4.4),
+                lambda fig, axes: analysis.plot_rungs(frame, axes[0]),
                 "Successive halving: every configuration's fold-mean validation score at each "
                 "rung it reached (grey: dropped there; blue: trained to the end; red: chosen). "
                 "Below each rung: epochs, configurations trained → kept.",
                 "successive halving rungs",
-                bottom=0.8,
+                _Shape(height=3.4, narrow_height=3.0, bottom=0.8),
             )
         )
         table = analysis.rung_table(frame)

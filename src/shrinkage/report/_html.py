@@ -15,6 +15,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from shrinkage.analysis import (
     best_index,
     diagnose_history,
     diagnose_search,
+    grid_edge,
     grid_rows,
     group_columns,
     one_standard_error_index,
@@ -41,7 +43,7 @@ from shrinkage.report._files import (
     ReportInputs,
     load_report_inputs,
 )
-from shrinkage.report._markup import _CSP, _CSS, _KIND_TERMS, _e, _num, _pairs, _table
+from shrinkage.report._markup import _CSP, _CSS, _KIND_TERMS, Html, _e, _num, _pairs, _table
 
 _TOP_ROWS = 10
 #: scorings whose ``1 - score`` is an error the diagnosis can read (rate or unexplained R²).
@@ -177,8 +179,13 @@ def _search_space(inputs: ReportInputs) -> dict[str, Any]:
         if splits:
             space["folds"] = len(splits)
             space["models trained"] = len(frame) * len(splits)
-        if "mean_fit_time" in frame:
-            space["mean fit time per model (s)"] = round(float(frame["mean_fit_time"].mean()), 4)
+        if "mean_fit_time" in frame and splits:
+            total = float(frame["mean_fit_time"].sum()) * len(splits)
+            space["training time"] = (
+                f"{total:.3g} s for {len(frame) * len(splits)} models trained in stacks "
+                f"({total / (len(frame) * len(splits)):.2g} s per model: a stack's time shared "
+                "among its candidates)"
+            )
     # The saved settings say what the results cannot (scoring, choice rule); the lists the
     # results already show are not repeated.
     for key, plural in (
@@ -255,9 +262,71 @@ def _convention_html(chosen: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _badge(diagnosis: Diagnosis) -> str:
-    css = {"high variance": "variance", "high bias": "bias"}.get(diagnosis.verdict, "balanced")
-    return f'<span class="badge {css}">{_e(diagnosis.verdict)}</span>'
+@dataclass(frozen=True)
+class _Headline:
+    """The report's verdict: a badge, its colour, and what to do, in one sentence."""
+
+    badge: str
+    css: str
+    text: str
+
+
+_BADGE_CSS = {"high variance": "variance", "high bias": "bias", "balanced": "balanced"}
+
+
+def _badge(headline: _Headline) -> str:
+    return f'<span class="badge {headline.css}">{_e(headline.badge)}</span>'
+
+
+def _cv_headline(inputs: ReportInputs, cv: Diagnosis) -> _Headline:
+    """The verdict from the cross-validated evidence: where the chosen λ sits in the grid,
+    then the train / validation gap of its row."""
+    frame = inputs.results
+    row = inputs.chosen_row()
+    strength = float(frame["param_strength"].iloc[row]) if "param_strength" in frame else None
+    if strength is not None and not math.isfinite(strength):  # a per-layer configuration
+        strength = None
+    edge = grid_edge(frame, row)
+    errors = f"train error {cv.train_error:.1%}, validation error {cv.val_error:.1%}"
+    refine = " or rerun with --refine (SearchCV(refine=True)), which then searches past the edge"
+    if edge == "upper" and strength is not None:
+        return _Headline(
+            "λ at the top of the grid",
+            "bias",
+            f"The best cross-validated λ, {strength:.3g}, is the largest the grid tried, so a "
+            "stronger penalty may validate better still: extend the grid upward (shrinkage "
+            f"tune --grid-max {10 * strength:g}, or larger strengths in SearchCV){refine}. "
+            f"At λ = {strength:.3g}: {errors}.",
+        )
+    if edge == "lower" and strength is not None:
+        return _Headline(
+            "λ at the bottom of the grid",
+            "bias",
+            f"The best cross-validated λ, {strength:.3g}, is the smallest the grid tried, so "
+            "a weaker penalty (or none) may validate as well or better: extend the grid "
+            f"downward (shrinkage tune --grid-min {strength / 10:g}, or smaller strengths in "
+            f"SearchCV){refine}. At λ = {strength:.3g}: {errors}.",
+        )
+    at = "" if strength is None else f" (λ = {strength:.3g})"
+    if cv.verdict == "high variance":
+        text = (
+            f"The chosen λ{at} is the cross-validated optimum, and its validation error is "
+            f"{100 * cv.gap:.1f} points above its train error ({errors}); stronger λ "
+            "validated worse, so more data (or a smaller network) is the next step, not "
+            "more λ."
+        )
+    elif cv.verdict == "high bias":
+        text = (
+            f"The chosen λ{at} is the cross-validated optimum, and its train error is high "
+            f"({errors}); weaker λ validated worse, so λ is not what holds the fit back: the "
+            "task's own noise or a network too small is."
+        )
+    else:
+        text = (
+            f"The chosen λ{at} is the cross-validated optimum, and its train and validation "
+            f"errors are close ({errors}): keep it."
+        )
+    return _Headline(cv.verdict, _BADGE_CSS.get(cv.verdict, "balanced"), text)
 
 
 def _search_label(inputs: ReportInputs) -> str:
@@ -279,74 +348,100 @@ def _thresholds(inputs: ReportInputs) -> dict[str, float]:
     return {"baseline_error": float(value)} if isinstance(value, int | float) else {}
 
 
-def _diagnosis_html(inputs: ReportInputs) -> tuple[str, Diagnosis | None]:
-    found: list[tuple[str, Diagnosis]] = list(inputs.diagnoses)
+def _diagnosis_html(inputs: ReportInputs) -> tuple[str, _Headline | None]:
+    """The verdict (from the cross-validated evidence when there is a search) and the table
+    of every train / validation comparison the report can make."""
+    found: list[tuple[str, Diagnosis, str]] = [
+        (where, d, f"{d.direction} λ") for where, d in inputs.diagnoses
+    ]
     scoring = str(inputs.search_space.get("scoring") or "accuracy")
-    notes = []
+    notes, headline = [], None
     if inputs.results is not None and "mean_train_score" in inputs.results:
         if scoring in _ERROR_SCORINGS:
             try:
-                found.append(
-                    (
-                        _search_label(inputs),
-                        diagnose_search(inputs.results, inputs.chosen_row(), **_thresholds(inputs)),
-                    )
-                )
+                cv = diagnose_search(inputs.results, inputs.chosen_row(), **_thresholds(inputs))
             except ShrinkageError as err:
                 notes.append(f"Cross-validated scores not diagnosed: {err}")
+            else:
+                headline = _cv_headline(inputs, cv)
+                direction = {
+                    "upper": "extend the grid upward",
+                    "lower": "extend the grid downward",
+                }.get(grid_edge(inputs.results, inputs.chosen_row()) or "", "keep λ (CV optimum)")
+                found.append((_search_label(inputs), cv, direction))
         else:
             notes.append(
                 f"The search scored with {scoring}, which is not an error rate or R²; "
                 "the cross-validated scores are not diagnosed."
             )
     history = getattr(inputs.estimator, "history_", None)
-    if history:
-        try:
-            found.append(
-                (
-                    "refit model, last epoch (validation rows)",
-                    diagnose_history(history, **_thresholds(inputs)),
-                )
-            )
-        except ShrinkageError as err:
-            notes.append(f"The refit model's learning history was not diagnosed: {err}")
+    if history and any(row.get("val_score") is not None for row in history):
+        d = diagnose_history(history, **_thresholds(inputs))
+        found.append(("refit model, last epoch (validation rows)", d, f"{d.direction} λ"))
     note_html = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
     if not found:
         return note_html + '<p class="note">No train and validation scores to diagnose.</p>', None
-    rows = [
-        (
-            where,
-            f"{d.train_error:.2%}",
-            f"{d.val_error:.2%}",
-            f"{100 * d.gap:.1f} pts",
-            d.verdict,
-            f"{d.direction} λ",
+    if headline is None:  # no search: the chosen model's own comparison
+        first = next((d for where, d, _ in found if where.startswith("chosen")), found[0][1])
+        headline = _Headline(
+            first.verdict,
+            _BADGE_CSS.get(first.verdict, "balanced"),
+            first.advice[0].upper() + first.advice[1:] + ".",
         )
-        for where, d in found
+    reference = found[-1][1]
+    rows = [
+        (where, f"{d.train_error:.2%}", f"{d.val_error:.2%}", f"{100 * d.gap:.1f}", d.verdict, way)
+        for where, d, way in found
     ]
-    # The headline is the chosen model's verdict; other rows (a baseline) are context.
-    first = next((d for where, d in found if where.startswith("chosen")), found[0][1])
     text = (
-        f"<p>{_badge(first)} {_e(first.advice[0].upper() + first.advice[1:])}.</p>"
-        + _table(rows, ("measured on", "train error", "validation error", "gap", "verdict", "λ"))
-        + '<p class="note">Error = 1 − score (accuracy or R²). Rules, checked in this order: '
-        f"train error above the baseline error ({first.baseline_error:.0%}) by more than "
-        f"{first.bias_threshold:.0%} ⇒ high bias (decrease λ); validation error above train "
-        f"error by more than {first.variance_threshold:.0%} ⇒ high variance (increase λ); "
-        "otherwise balanced. Example: 1% train vs 11% validation error is high variance.</p>"
-        + note_html
+        f"<p>{_badge(headline)} {_e(headline.text)}</p>"
+        + _table(
+            rows,
+            ("measured on", "train error", "validation error", "gap (points)", "verdict", "λ"),
+        )
+        + '<p class="note">Error = 1 − score (accuracy or R²). The verdict of a row, checked '
+        f"in this order: train error above the baseline error ({reference.baseline_error:.0%}) "
+        f"by more than {reference.bias_threshold:.0%} ⇒ high bias; validation error above "
+        f"train error by more than {reference.variance_threshold:.0%} ⇒ high variance; "
+        "otherwise balanced (1% train vs 11% validation error is high variance). The "
+        "headline reads the search: a λ inside the grid with the best cross-validated score "
+        "is kept whatever its gap (the grid already tried more and less).</p>" + note_html
     )
-    return text, first
+    return text, headline
+
+
+#: Human headers of the results' columns.
+_HEADERS = {
+    "param_strength": "λ",
+    "param_kind": "penalty",
+    "param_placement": "placement",
+    "param_l1_ratio": "l1 ratio",
+    "param_layer_penalties": "layer penalties",
+    "rung_epochs": "epochs",
+    "stage": "stage",
+    "mean_test_score": "CV score",
+    "std_test_score": "± std",
+    "mean_train_score": "train score",
+    "mean_fit_time": "fit time (s)*",
+}
 
 
 def _top_table(inputs: ReportInputs) -> str:
-    """The best configurations by mean CV score, the chosen one highlighted."""
+    """The best configurations by mean CV score, the chosen one highlighted (and first
+    among rows tied with it)."""
     frame = inputs.results
-    order = frame.sort_values("mean_test_score", ascending=False, kind="stable")
-    if "rank_test_score" in frame and "rung" in frame:  # halving: the final ranking first
-        order = frame.sort_values("rank_test_score", kind="stable")
     chosen, best = inputs.chosen_row(), best_index(frame)
     one_se = one_standard_error_index(frame)
+    key = -frame["mean_test_score"].astype(float).fillna(-math.inf)
+    if "rank_test_score" in frame and "rung" in frame:  # halving: the final ranking first
+        key = frame["rank_test_score"].astype(float).fillna(math.inf)
+    # Ties: the chosen row first, then the larger strength (the simpler model), as the search.
+    strength = (
+        frame["param_strength"].astype(float).fillna(0.0) if "param_strength" in frame else 0.0
+    )
+    order = frame.assign(
+        _score=key, _chosen=frame.index != chosen, _strength=-strength
+    ).sort_values(["_score", "_chosen", "_strength"], kind="stable")
     shown = list(order.index[:_TOP_ROWS])
     if chosen not in shown:  # the one-SE choice may rank lower; always show it
         shown.append(chosen)
@@ -364,20 +459,46 @@ def _top_table(inputs: ReportInputs) -> str:
     rows, highlight = [], -1
     for position, index in enumerate(shown):
         row = frame.loc[index]
-        marks = [
-            text
-            for text, hit in (
-                ("chosen", index == chosen),
-                ("best", index == best),
-                ("one-SE", index == one_se),
+        tags = "".join(
+            f'<span class="tag {css}">{text}</span>'
+            for text, css, hit in (
+                ("chosen", "chosen", index == chosen),
+                ("best", "", index == best),
+                ("one-SE", "", index == one_se),
             )
             if hit
-        ]
+        )
         if index == chosen:
             highlight = position
-        rows.append([*[row[c] for c in params], *[float(row[c]) for c in scores], ", ".join(marks)])
-    header = [c.removeprefix("param_") for c in params] + scores + [""]
-    return _table(rows, header, highlight=highlight)
+        cells = [row[c] for c in params]
+        cells = [placement_text(c) if isinstance(c, tuple | list) else c for c in cells]
+        rows.append(
+            [*cells, *[float(row[c]) for c in scores], Html(f'<span class="tags">{tags}</span>')]
+        )
+    header = [_HEADERS.get(c, c.removeprefix("param_").replace("_", " ")) for c in params]
+    header += [_HEADERS[c] for c in scores] + [""]
+    note = ""
+    if "mean_fit_time" in scores:
+        note = (
+            '<p class="note">* The candidates of a chunk train together as one stacked '
+            "network, so a row's fit time is its chunk's training time shared out among the "
+            "chunk's candidates, not what one model alone would take.</p>"
+        )
+    return _table(rows, header, highlight=highlight) + note
+
+
+#: The weight table's columns: key, header, how a value is shown.
+_WEIGHT_COLUMNS = (
+    ("name", "weight", str),
+    ("shape", "shape", lambda v: " × ".join(str(n) for n in v)),
+    ("penalty", "penalty", lambda v: "–" if v is None else str(v)),
+    ("penalty_value", "penalty term", lambda v: "–" if v is None else float(v)),
+    ("l1_norm", "L1 norm", float),
+    ("l2_norm", "L2 norm", float),
+    ("max_abs", "max |w|", float),
+    ("zero_fraction", "zeros", lambda v: f"{v:.1%}"),
+    ("small_fraction", "|w| < 0.001", lambda v: f"{v:.1%}"),
+)
 
 
 def _weights_html(inputs: ReportInputs) -> str:
@@ -388,10 +509,18 @@ def _weights_html(inputs: ReportInputs) -> str:
     table = weight_table(inputs.estimator)
     if not table:
         return ""
-    header = list(table[0].keys())
-    rows = [[row.get(k) for k in header] for row in table]
-    rows = [[str(v) if isinstance(v, tuple | list) else v for v in row] for row in rows]
-    return "<h3>Weights of the chosen model</h3>" + _table(rows, header)
+    columns = [c for c in _WEIGHT_COLUMNS if c[0] in table[0]]
+    rows = [
+        [show(row[key]) for key, _, show in columns] + [f"{row['dead_units']} / {row['units']}"]
+        for row in table
+    ]
+    header = [title for _, title, _ in columns] + ["dead units"]
+    return (
+        "<h3>Weights of the chosen model</h3>"
+        + _table(rows, header)
+        + '<p class="note">Penalty term: what the weight adds to the loss (λ·Ω(W)). Dead '
+        "units: rows of the matrix that are entirely zero (units that receive no input).</p>"
+    )
 
 
 def _activations_html(inputs: ReportInputs) -> str:
@@ -403,16 +532,75 @@ def _activations_html(inputs: ReportInputs) -> str:
             pass  # a linear model has no hidden layer
     if not summary:
         return ""
-    header = list(summary[0].keys())
+    rows = [
+        [
+            f"hidden layer {row['layer']}",
+            int(row["units"]),
+            int(row["rows"]),
+            float(row["mean_activation"]),
+            f"{row['fraction_active']:.1%}",
+            f"{row['dead_units']} ({row['fraction_dead']:.0%})",
+        ]
+        for row in summary
+    ]
+    header = ("layer", "units", "rows", "mean activation", "active", "dead units")
     return (
         "<h3>Hidden activations on the data rows</h3>"
-        + _table([[row[k] for k in header] for row in summary], header)
+        + _table(rows, header)
         + '<p class="note">A dead unit outputs 0 for every row (a ReLU that never fires: no '
         "gradient reaches its weights).</p>"
     )
 
 
-def _summary_html(inputs: ReportInputs, chosen: Mapping[str, Any], diagnosis: Any) -> str:
+#: The estimator settings worth stating (what the cards above do not say), in order.
+_SETTINGS = (
+    ("hidden_layer_sizes", "hidden layers"),
+    ("activation", "activation"),
+    ("optimizer", "optimizer"),
+    ("learning_rate", "learning rate"),
+    ("momentum", "momentum"),
+    ("epochs", "epochs"),
+    ("batch_size", "batch size"),
+    ("mode", "penalty applied as"),
+    ("early_stopping", "early stopping"),
+    ("validation_fraction", "validation fraction"),
+    ("patience", "patience"),
+    ("impute", "impute missing values"),
+    ("device", "device"),
+)
+
+
+def _settings(inputs: ReportInputs) -> dict[str, Any]:
+    """The settings that shaped the chosen model, in words; the seed is the search's."""
+    params = _estimator_params(inputs.estimator)
+    if not params:
+        return {}
+    out: dict[str, Any] = {}
+    for key, label in _SETTINGS:
+        if key not in params:
+            continue
+        value = params[key]
+        if key == "momentum" and params.get("optimizer") != "sgd":
+            continue
+        if key in ("validation_fraction", "patience") and not params.get("early_stopping"):
+            continue
+        if key == "impute" and not value:
+            continue
+        if key == "hidden_layer_sizes":
+            value = " → ".join(str(n) for n in value) or "none (a linear model)"
+        out[label] = "yes" if value is True else "no" if value is False else value
+    seed = inputs.search_space.get("random_state")
+    if inputs.results is not None and isinstance(seed, int):
+        out["seed"] = (
+            f"{seed} (the search's random_state: the folds, every candidate and the refit "
+            "draw their seeds from it)"
+        )
+    elif params.get("random_state") is not None:
+        out["seed"] = params["random_state"]
+    return out
+
+
+def _summary_html(inputs: ReportInputs, chosen: Mapping[str, Any], headline: Any) -> str:
     cards = []
     for key, label in (
         ("kind", "penalty"),
@@ -429,8 +617,8 @@ def _summary_html(inputs: ReportInputs, chosen: Mapping[str, Any], diagnosis: An
         cards.append(("CV score", cv + (f" ± {_num(std, 2)}" if std is not None else "")))
     if "mean_train_score" in chosen:
         cards.append(("train score", _num(chosen["mean_train_score"])))
-    if diagnosis is not None:
-        cards.append(("diagnosis", diagnosis.verdict))
+    if headline is not None:
+        cards.append(("verdict", headline.badge))
     html_cards = "".join(
         f'<div class="card"><div class="label">{_e(label)}</div>'
         f'<div class="value">{_e(value)}</div></div>'
@@ -442,16 +630,16 @@ def _summary_html(inputs: ReportInputs, chosen: Mapping[str, Any], diagnosis: An
 def render_html(inputs: ReportInputs) -> str:
     """The report as an HTML string (see :func:`build_report`)."""
     chosen = _chosen(inputs) if (inputs.results is not None or inputs.estimator) else {}
-    diagnosis_text, diagnosis = _diagnosis_html(inputs)
+    diagnosis_text, headline = _diagnosis_html(inputs)
     data = dict(inputs.data)
     if not data and inputs.estimator is not None:
         n_in = getattr(inputs.estimator, "n_features_in_", None)
         if n_in is not None:
             data["features"] = int(n_in)
-    settings = _estimator_params(inputs.estimator)
+    settings = _settings(inputs)
     # Pictures before prose: the verdict and the figures come right after the choice.
     sections = [
-        ("Chosen configuration", _summary_html(inputs, chosen, diagnosis)),
+        ("Chosen configuration", _summary_html(inputs, chosen, headline)),
         ("Diagnosis", diagnosis_text),
         ("Figures", _figures_html(inputs)),
         *(

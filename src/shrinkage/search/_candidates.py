@@ -168,13 +168,22 @@ class ChunkResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress report: ``epoch`` of ``epochs`` in chunk ``chunk`` (1-based) of ``n_chunks``."""
+    """A progress report: ``epoch`` of ``epochs`` in chunk ``chunk`` (1-based) of ``n_chunks``.
+
+    ``stage`` is ``"grid"``, ``"refine"``, ``"rung j/K"`` (successive halving) or
+    ``"refit"`` (one chunk: the chosen configuration on all rows). ``start`` is the epoch the
+    stage's training starts from (a halving rung goes on from the previous rung's epochs).
+    ``reused`` marks a chunk a resumed search read back from its checkpoint instead of
+    training (sent once per such chunk, with ``epoch == epochs``).
+    """
 
     stage: str
     chunk: int
     n_chunks: int
     epoch: int
     epochs: int
+    reused: bool = False
+    start: int = 0
 
 
 class ChunkRun:

@@ -341,6 +341,7 @@ def run_chunks(
     progress: Callable[[int, int | None], None] | None = None,
     on_chunk: Callable[[Rows], None] | None = None,
     function: Callable[..., Any] | None = None,
+    on_reused: Callable[[list[int]], None] | None = None,
 ) -> tuple[Rows, States]:
     """Run the chunks of one stage of a search, keeping every finished chunk on disk.
 
@@ -364,6 +365,8 @@ def run_chunks(
             each chunk that finishes, and once after the resumed ones.
         function: the chunk function, ``(data, specs, keep_states=...) -> ChunkResult``
             (default :func:`shrinkage.search.run_chunk`).
+        on_reused: called once, before any training, with the (0-based) indices of the
+            chunks read back from ``checkpoint`` (``resume``), when there are any.
 
     Returns:
         ``(rows, states)``: the rows of all chunks in chunk order, and the final weights by
@@ -394,6 +397,8 @@ def run_chunks(
         if on_chunk is not None:
             on_chunk([row for k in sorted(done) for row in done[k][0]])
 
+    if done and on_reused is not None:
+        on_reused(sorted(done))
     if done and on_chunk is not None:
         on_chunk([row for k in sorted(done) for row in done[k][0]])
     todo = [c for c in range(len(chunks)) if c not in done]

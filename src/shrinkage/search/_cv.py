@@ -101,7 +101,9 @@ class SearchCV(BaseEstimator):
             standard error (``std_test_score / sqrt(n_splits)``) of the best.
         refine: after the grid, train a finer log grid around the best strength
             (``refine_points`` values spanning two thirds of a grid step each side,
-            same kind/ratio/placement), each candidate warm-started from the best
+            same kind/ratio/placement; when the best is the largest or smallest strength of
+            the grid, two grid steps past that edge instead, the best included, so an
+            optimum beyond the grid is found), each candidate warm-started from the best
             configuration's weights on its fold and trained ``refine_epochs`` more epochs
             (fresh optimizer state); the choice is then made among these. The grid
             candidates' final weights are kept in memory until the grid is done.
@@ -129,7 +131,10 @@ class SearchCV(BaseEstimator):
         client: the ``dask.distributed.Client`` of ``backend="dask"``.
         resume: read the chunks already finished in ``checkpoint_dir`` instead of training
             them again (see :mod:`shrinkage.search`); the results equal an uninterrupted run.
-        verbose: 0 silent, 1 print the chunking and the best configuration.
+        verbose: 0 silent; 1 print the chunking and the best configuration, and show the
+            progress: an overall bar with the time remaining over the phases ``grid``,
+            ``refine`` and ``refit`` (rich bars in a terminal or Jupyter, a line every
+            10 seconds otherwise; :class:`shrinkage._progress.ProgressBoard`).
         per_layer: search a strength *per layer* instead of one strength and a placement:
             ``n_candidates`` configurations, each giving every penalizable weight its own
             strength (0: leave that layer alone) and, with several ``kinds``, its own kind.
@@ -280,7 +285,10 @@ class SearchCV(BaseEstimator):
             X: a 2-D array or DataFrame (or, with ``model_factory``, any ``(n, ...)`` array).
             y: the target, one value per row.
             progress: called after every epoch of every chunk with a :class:`Progress`
-                (with the dask backend, once per chunk, when it finishes).
+                (with the dask backend, once per chunk, when it finishes), once for each
+                chunk a resumed search reads back (``reused=True``), and after every epoch
+                of the refit (stage ``"refit"``). :meth:`phases` gives the steps of each
+                stage beforehand.
             on_chunk: called after every finished chunk with the results so far, a dict
                 like ``cv_results_`` whose unfinished configurations have status
                 ``"pending"`` (e.g. to rewrite a results file as the search goes).
@@ -465,6 +473,47 @@ class SearchCV(BaseEstimator):
             protected=protected,
         )
 
+    def phases(self, setup: SearchSetup) -> dict[str, int]:
+        """The stages :meth:`fit` will run and their steps: epochs of one stack per chunk.
+
+        ``grid``: chunks x epochs (with successive halving, ``rung j/K`` instead: the
+        chunks of the configurations still in x the epochs from the previous rung);
+        ``refine`` (with ``refine=True``): its chunks x ``refine_epochs``; ``refit`` (with
+        ``refit=True``): epochs. A stack trains all its
+        candidates in one pass, so an epoch of a chunk and an epoch of the refit cost about
+        the same: these steps make an overall progress bar whose time remaining holds
+        across stages.
+
+        Args:
+            setup: what :meth:`prepare` returned.
+
+        Returns:
+            ``{stage: steps}`` in the order the stages run.
+        """
+        settings = setup.data.settings
+        per_chunk = setup.chunking["candidates_per_chunk"]
+        out = {"grid": setup.chunking["n_chunks"] * settings.epochs}
+        if setup.rungs is not None:
+            # Successive halving: rung j trains what is still in from the previous rung's
+            # epochs to its own; each rung keeps ceil(n / eta) of the ranked configurations.
+            out = {}
+            protected = len(setup.protected)
+            ranked = len(setup.configs) - protected
+            for j, epoch in enumerate(setup.rungs):
+                candidates = (ranked + protected) * len(setup.data.folds)
+                start = setup.rungs[j - 1] if j else 0
+                out[f"rung {j + 1}/{len(setup.rungs)}"] = math.ceil(candidates / per_chunk) * (
+                    epoch - start
+                )
+                ranked = max(1, math.ceil(ranked / setup.halving_factor))
+        if self.refine and setup.rungs is None:
+            n_refine = self.refine_points * len(setup.data.folds)
+            epochs = self.refine_epochs or max(1, settings.epochs // 2)
+            out["refine"] = math.ceil(n_refine / per_chunk) * epochs
+        if self.refit:
+            out["refit"] = settings.epochs
+        return out
+
     def _per_layer_configs(
         self, grid_configs: list[tuple], grid: Any, n_layers: int, rng: np.random.RandomState
     ) -> tuple[list[tuple], list[str]]:
@@ -501,16 +550,33 @@ class SearchCV(BaseEstimator):
 
     def _fit(self, X: Any, y: Any, progress: Callable[[Progress], None] | None) -> SearchCV:
         setup = self.prepare(X, y)
-        data, configs, specs = setup.data, setup.configs, setup.specs
-        n_folds, per_chunk = len(data.folds), setup.chunking["candidates_per_chunk"]
+        board = None
         if self.verbose:
             c = setup.chunking
             print(
-                f"SearchCV: {len(configs)} configurations x {n_folds} folds = "
-                f"{c['n_candidates']} candidates in {c['n_chunks']} chunk(s) of "
+                f"SearchCV: {len(setup.configs)} configurations x {len(setup.data.folds)} "
+                f"folds = {c['n_candidates']} candidates in {c['n_chunks']} chunk(s) of "
                 f"<= {c['candidates_per_chunk']} (~{c['bytes_per_chunk'] / 1e6:.1f} MB each)"
             )
             print(f"SearchCV: path {c['path']}: {c['path_reason']}")
+            from shrinkage._progress import ProgressBoard
+
+            board = ProgressBoard("SearchCV", stderr=False)
+            for stage, steps in self.phases(setup).items():
+                board.add(stage, steps)
+            progress = _both(progress, board.search_callback())
+        try:
+            self._search(setup, progress)
+        finally:
+            if board is not None:
+                board.close()
+        if self.verbose:
+            print(f"SearchCV: best {self.best_params_} with mean score {self.best_score_:.4f}")
+        return self
+
+    def _search(self, setup: SearchSetup, progress: Callable[[Progress], None] | None) -> None:
+        data, configs, specs = setup.data, setup.configs, setup.specs
+        n_folds, per_chunk = len(data.folds), setup.chunking["candidates_per_chunk"]
         checkpoint = None if self.checkpoint_dir is None else Path(self.checkpoint_dir)
         if setup.rungs is not None:
             results = self._halve(setup, per_chunk, progress, checkpoint)
@@ -548,11 +614,8 @@ class SearchCV(BaseEstimator):
         self.refit_time_ = 0.0
         if self.refit:
             started = time.perf_counter()
-            self._refit(setup)
+            self._refit(setup, progress)
             self.refit_time_ = time.perf_counter() - started
-        if self.verbose:
-            print(f"SearchCV: best {self.best_params_} with mean score {self.best_score_:.4f}")
-        return self
 
     # ----------------------------------------------------------------- pieces
 
@@ -653,6 +716,12 @@ class SearchCV(BaseEstimator):
                 epochs = chunks[c][0].epochs
                 progress(Progress(stage, c + 1, len(chunks), epoch or epochs, epochs))
 
+        def reused(indices: list[int]) -> None:
+            if progress is not None:
+                for c in indices:
+                    epochs = chunks[c][0].epochs
+                    progress(Progress(stage, c + 1, len(chunks), epochs, epochs, reused=True))
+
         on_chunk = None
         if getattr(self, "_on_chunk", None) is not None:
             earlier = setup.specs if stage == "refine" else []
@@ -662,6 +731,8 @@ class SearchCV(BaseEstimator):
                 self._on_chunk(partial_results(setup, [*earlier, *specs], [*before, *done]))
 
         check_bool(self.resume, "resume")
+        if progress is not None and chunks:  # the stage starts now, before its first epoch
+            progress(Progress(stage, 1, len(chunks), 0, chunks[0][0].epochs))
         return run_chunks(
             setup.data,
             chunks,
@@ -675,6 +746,7 @@ class SearchCV(BaseEstimator):
             n_threads=self.n_threads,
             progress=report,
             on_chunk=on_chunk,
+            on_reused=reused,
         )
 
     def _halve(
@@ -704,7 +776,12 @@ class SearchCV(BaseEstimator):
         def report(rung: int, chunk: int, n_chunks: int, epoch: int | None) -> None:
             if progress is not None:
                 stage = f"rung {rung + 1}/{len(rungs)}"
-                progress(Progress(stage, chunk + 1, n_chunks, epoch or rungs[rung], rungs[rung]))
+                start = rungs[rung - 1] if rung else 0
+                progress(
+                    Progress(
+                        stage, chunk + 1, n_chunks, epoch or rungs[rung], rungs[rung], start=start
+                    )
+                )
 
         on_rung = None
         if getattr(self, "_on_chunk", None) is not None:
@@ -748,6 +825,11 @@ class SearchCV(BaseEstimator):
         positive = np.log10(grid[grid > 0])
         step = float(np.min(np.diff(positive))) if len(positive) > 1 else 1.0
         offsets = np.linspace(-2 * step / 3, 2 * step / 3, self.refine_points)
+        if len(positive) > 1 and strength >= grid.max():
+            # The best is the strongest tried: the optimum may lie beyond; look past the edge.
+            offsets = np.linspace(0.0, 2 * step, self.refine_points)
+        elif len(positive) > 1 and strength <= grid[grid > 0].min():
+            offsets = np.linspace(-2 * step, 0.0, self.refine_points)
         values = strength * 10.0**offsets
         n_folds = len(setup.data.folds)
         start = len(setup.configs)
@@ -781,14 +863,21 @@ class SearchCV(BaseEstimator):
         setup.configs = setup.configs + new_configs
         return merged, np.arange(start, start + len(new_configs))
 
-    def _refit(self, setup: SearchSetup) -> None:
+    def _refit(self, setup: SearchSetup, progress: Callable[[Progress], None] | None) -> None:
         params, data, seed = self.best_params_, setup.data, setup.refit_seed
+        epochs = data.settings.epochs
+
+        def report(epoch: int, *row: Any) -> None:
+            if progress is not None:
+                progress(Progress("refit", 1, 1, epoch, epochs))
+
+        report(0)
         if data.factory is None:
             from sklearn.base import clone
 
             chosen = {**params, "random_state": seed, "device": str(data.device)}
             model = clone(setup.estimator).set_params(**chosen)
-            self.best_estimator_ = model.fit(setup.X, setup.y)
+            self.best_estimator_ = model.fit(setup.X, setup.y, progress=report)
             self.best_model_ = model.model_
             return
         all_rows = np.arange(data.n_rows)
@@ -818,7 +907,7 @@ class SearchCV(BaseEstimator):
             epochs=data.settings.epochs,
             layers=config[4] if len(config) > 4 else None,
         )
-        result = run_chunk(refit_data, [spec], keep_states=True)
+        result = run_chunk(refit_data, [spec], keep_states=True, progress=report)
         assert result.states is not None
         state = {n: torch.as_tensor(v) for n, v in result.states[0].items()}
         self.best_model_ = module_from_state(data.factory, state, data.device)
@@ -851,6 +940,19 @@ class SearchCV(BaseEstimator):
                 "model_factory) first."
             )
         return estimator
+
+
+def _both(
+    first: Callable[[Progress], None] | None, second: Callable[[Progress], None]
+) -> Callable[[Progress], None]:
+    """One progress hook that calls the caller's (if any), then the board's."""
+
+    def report(event: Progress) -> None:
+        if first is not None:
+            first(event)
+        second(event)
+
+    return report
 
 
 @dataclass

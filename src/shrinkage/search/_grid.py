@@ -23,7 +23,7 @@ from shrinkage._names import (
     SCORINGS,
 )
 from shrinkage._validation import as_list, unique
-from shrinkage.errors import MAX_STRENGTH, ShrinkageError, check_strength
+from shrinkage.errors import MAX_STRENGTH, ShrinkageError, check_strength, did_you_mean
 
 __all__ = ["Grid", "check_scoring", "default_strengths", "make_folds", "make_grid"]
 
@@ -112,6 +112,7 @@ def make_grid(strengths: Any, kinds: Any, l1_ratios: Any, placements: Any) -> Gr
             raise ShrinkageError(
                 f"The 'kinds' entries must be among {', '.join(map(repr, KINDS))} (the "
                 f"penalties the batched engine stacks). Got {kind!r} instead."
+                f"{did_you_mean(kind, KINDS)}"
             )
     ratios = [float(r) for r in as_list(l1_ratios, "l1_ratios", numbers.Real)]
     for r in ratios:
@@ -125,7 +126,7 @@ def make_grid(strengths: Any, kinds: Any, l1_ratios: Any, placements: Any) -> Gr
             if p not in PLACEMENTS:
                 raise ShrinkageError(
                     f"The 'placements' entries must be {', '.join(map(repr, PLACEMENTS))} or "
-                    f"tuples of layer indices. Got {p!r} instead."
+                    f"tuples of layer indices. Got {p!r} instead.{did_you_mean(p, PLACEMENTS)}"
                 )
             chosen.append(p)
         else:
@@ -145,7 +146,7 @@ def check_scoring(scoring: str | None, task: str) -> str:
     if scoring not in SCORINGS:
         raise ShrinkageError(
             f"The 'scoring' parameter must be one of {', '.join(map(repr, SCORINGS))} or "
-            f"None. Got {scoring!r} instead."
+            f"None. Got {scoring!r} instead.{did_you_mean(scoring, SCORINGS)}"
         )
     if task == REGRESSION and scoring in CLASSIFICATION_SCORINGS:
         raise ShrinkageError(

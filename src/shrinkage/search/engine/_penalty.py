@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from shrinkage._names import KINDS
-from shrinkage.errors import ShrinkageError, check_strength
+from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
 from shrinkage.functional import penalties as FP
 from shrinkage.functional.penalties import StepSize
 from shrinkage.models import placement_layers
@@ -51,7 +51,7 @@ def layer_strengths(
     if kind not in KINDS:
         raise ShrinkageError(
             f"The 'kind' parameter must be one of {', '.join(map(repr, KINDS))}. "
-            f"Got {kind!r} instead."
+            f"Got {kind!r} instead.{did_you_mean(kind, KINDS)}"
         )
     r = float(l1_ratio)
     if not 0.0 <= r <= 1.0:

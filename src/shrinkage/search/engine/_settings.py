@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from shrinkage._names import LEARNING_RATE_SCHEDULES, MODES, OPTIMIZERS
-from shrinkage.errors import ShrinkageError
+from shrinkage.errors import ShrinkageError, did_you_mean
 from shrinkage.training import n_outputs
 
 __all__ = ["TrainSettings", "check_elementwise_optimizer"]
@@ -56,13 +56,14 @@ class TrainSettings:
         if self.mode not in MODES:
             raise ShrinkageError(
                 f"The 'mode' parameter must be one of {', '.join(map(repr, MODES))}. "
-                f"Got {self.mode!r} instead."
+                f"Got {self.mode!r} instead.{did_you_mean(self.mode, MODES)}"
             )
         if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
             raise ShrinkageError(
                 "The 'learning_rate_schedule' parameter must be one of "
                 f"{', '.join(map(repr, LEARNING_RATE_SCHEDULES))}. "
                 f"Got {self.learning_rate_schedule!r} instead."
+                f"{did_you_mean(self.learning_rate_schedule, LEARNING_RATE_SCHEDULES)}"
             )
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
@@ -118,6 +119,7 @@ def check_elementwise_optimizer(optimizer: Any) -> str:
     if optimizer not in OPTIMIZERS:
         raise ShrinkageError(
             f"The 'optimizer' parameter must be one of {', '.join(map(repr, OPTIMIZERS))} "
-            f"(elementwise rules keep stacked candidates independent). Got {optimizer!r} instead."
+            "(elementwise rules keep stacked candidates independent). "
+            f"Got {optimizer!r} instead.{did_you_mean(optimizer, OPTIMIZERS)}"
         )
     return optimizer
