@@ -85,6 +85,15 @@ def test_lstm_sequence(example, capsys):
     assert rows["recurrent L2"]["norm_ih"] > rows["input L2"]["norm_ih"]
     assert rows["input L2"]["norm_hh"] > rows["recurrent L2"]["norm_hh"]
     assert "W_ih share on signal" in out
+    # the kernel and strength chosen by SearchCV, every candidate LSTM in one fused stack
+    assert result["search_path"] == "fused"
+    assert "path: fused (every layer has a fused form (1 LSTM, 1 Linear; LSTM cell " in out
+    assert [(r["kernel"], r["lambda"]) for r in result["search"]] == [
+        (kernel, strength)
+        for kernel in ("input kernel", "recurrent kernel", "every kernel")
+        for strength in ("0.001", "0.01")
+    ]
+    assert sum(r["chosen"] == "<- best" for r in result["search"]) == 1
 
 
 def test_activity_regularization(example, capsys):
