@@ -517,7 +517,7 @@ def test_bad_data_raises_one_line():
 
 def test_numeric_fast_path_standardizes_exactly_as_the_preprocessor():
     from shrinkage.data import Preprocessor
-    from shrinkage.search._candidates import fold_features
+    from shrinkage.search._data import fold_features
 
     X, _ = _classification()
     X[:, 1] = 3.0  # a constant column is divided by 1

@@ -13,6 +13,9 @@ in-place kernels of :mod:`shrinkage.functional.penalties` (fused ``torch._foreac
 ops, optional scratch buffers: see that module). ``prox_`` takes the step the optimizer
 really took, a float or one :class:`~shrinkage.functional.penalties.StepSize` per tensor
 (:mod:`shrinkage.steps`).
+
+Longer than the package's ~600-line habit: the seven penalty classes are each short, and
+they share this module with the registry that lists them and the conventions' converters.
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ in every mode, so a loop with activity rules adds ``reg.loss()`` to its loss.
 Constraints (``Plan(..., constraints={"*": MaxNorm(3)})``) are projections: in every mode,
 after each optimizer step (and after the proximal step), every constrained parameter that
 the step updated is replaced by its projection, as Keras does.
+
+Longer than the package's ~600-line habit: one class whose hooks cover optimizer steps
+with and without closures, parameter groups, schedules, constraints and activity terms.
 """
 
 from __future__ import annotations

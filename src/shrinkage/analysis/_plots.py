@@ -19,6 +19,9 @@ function                       draws
                                (right) per epoch
 :func:`plot_decision_boundary` the decision regions of a model on 2-D data
 =============================  ======================================================
+
+Longer than the package's ~600-line habit: six independent figure functions, each with its
+own axes, legend and labels.
 """
 
 from __future__ import annotations

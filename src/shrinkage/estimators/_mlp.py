@@ -24,6 +24,10 @@ default Adam too; ``learning_rate_schedule="cosine"`` with full batches
 (``batch_size >= n_rows``) lets Adam settle on the solution to float precision.
 
 The regression target is used as given (not standardized), as Keras and scikit-learn do.
+
+Longer than the package's ~600-line habit: the two estimator classes' docstrings are the
+public reference of every parameter and attribute; the checks (``_params.py``), the saved
+form (``_config.py``) and the training loop (:mod:`shrinkage.training`) live elsewhere.
 """
 
 from __future__ import annotations

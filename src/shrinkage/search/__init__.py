@@ -53,12 +53,13 @@ from shrinkage.search._checkpoint import (
     read_chunk,
     run_chunks,
 )
-from shrinkage.search._cv import SearchCV, SearchSetup
+from shrinkage.search._cv import SearchCV
 from shrinkage.search._distributed import connect
 from shrinkage.search._grid import default_strengths
 from shrinkage.search._halving import rung_epochs, sample_layers, strength_from_unit
 from shrinkage.search._placement import placement_study
 from shrinkage.search._results import mark_failures, partial_results
+from shrinkage.search._setup import SearchSetup
 from shrinkage.search.engine import chunk_layout, parse_memory
 
 __all__ = [

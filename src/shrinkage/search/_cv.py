@@ -1,4 +1,9 @@
-"""SearchCV: orchestration of a cross-validated search (folds, grid, chunks, refine, refit)."""
+"""SearchCV: orchestration of a cross-validated search (folds, grid, chunks, refine, refit).
+
+Longer than the package's ~600-line habit: SearchCV's docstring, the reference of some
+thirty parameters and attributes, is a third of it; what is decided before training is in
+``_setup.py``, the grid in ``_grid.py``, one chunk's work in ``_candidates.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,40 +20,21 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from shrinkage._names import (
-    CLASSIFICATION,
-    REGRESSION,
-)
 from shrinkage._validation import (
-    SEED_HIGH,
     check_bool,
-    check_choice,
-    check_int,
-    check_random_state,
     check_threads,
 )
-from shrinkage.errors import ShrinkageError, check_device
-from shrinkage.models import placement_layers
+from shrinkage.errors import ShrinkageError
 from shrinkage.search._candidates import (
     CandidateSpec,
     Progress,
     SearchData,
-    check_data,
-    encode_target_values,
-    prepare_data,
     run_chunk,
-    stack_path,
 )
-from shrinkage.search._checkpoint import fingerprint, run_chunks
-from shrinkage.search._grid import check_scoring, make_folds, make_grid
+from shrinkage.search._checkpoint import run_chunks
+from shrinkage.search._data import prepare_data
 from shrinkage.search._halving import (
-    SAMPLERS,
-    check_zero_probability,
-    config_summary,
-    grid_layers,
     run_halving,
-    rung_epochs,
-    sample_layers,
 )
 from shrinkage.search._results import (
     aggregate,
@@ -58,14 +43,7 @@ from shrinkage.search._results import (
     mark_failures,
     partial_results,
 )
-from shrinkage.search.engine import (
-    TrainSettings,
-    chunk_layout,
-    estimate_bytes,
-    parse_memory,
-)
-from shrinkage.search.engine._fused import _probe_inputs
-from shrinkage.search.engine._memory import saved_bytes
+from shrinkage.search._setup import SearchSetup, build_setup, candidate_bytes, n_layers_of
 from shrinkage.search.engine._stack import module_from_state
 
 
@@ -324,154 +302,7 @@ class SearchCV(BaseEstimator):
         Raises:
             ShrinkageError: a bad parameter or bad data, one line naming it.
         """
-        estimator, task = self._estimator(y)
-        params = estimator.get_params()
-        self._check_estimator_params(params)
-        self._validate_estimator(estimator)
-        grid = make_grid(self.strengths, self.kinds, self.l1_ratios, self.placements)
-        scoring = check_scoring(self.scoring, task)
-        memory = parse_memory(self.max_memory)
-        check_bool(self.one_standard_error, "one_standard_error")
-        check_bool(self.refine, "refine")
-        check_bool(self.refit, "refit")
-        check_int(self.refine_points, "refine_points", 2)
-        if self.refine_epochs is not None:
-            check_int(self.refine_epochs, "refine_epochs", 1)
-        check_int(self.verbose, "verbose", 0)
-        if self.n_threads is not None:
-            check_threads(self.n_threads)
-        device = check_device(self.device)
-        per_layer = check_bool(self.per_layer, "per_layer")
-        halving = per_layer if self.halving is None else check_bool(self.halving, "halving")
-        factor = check_int(self.halving_factor, "halving_factor", 2)
-        min_epochs = (
-            None if self.min_epochs is None else check_int(self.min_epochs, "min_epochs", 1)
-        )
-        check_zero_probability(self.zero_probability)
-        check_choice(self.sampler, "sampler", SAMPLERS)
-        if self.n_candidates is not None:
-            check_int(self.n_candidates, "n_candidates", 1)
-        for name in ("refine", "one_standard_error"):
-            if getattr(self, name) and (per_layer or halving):
-                why = "per_layer" if per_layer else "halving"
-                raise ShrinkageError(
-                    f"The '{name}' parameter must be False with {why}=True (it needs one "
-                    "strength per configuration trained to the full budget). Got True instead."
-                )
-
-        X_checked, y_values = check_data(X, y, self.model_factory is not None)
-        codes, classes = encode_target_values(y_values, task)
-        n_classes = None if classes is None else len(classes)
-        rng = check_random_state(self.random_state)
-        split_seed = int(rng.randint(SEED_HIGH))
-        folds = make_folds(self.cv, self.validation_fraction, len(codes), codes, task, split_seed)
-        seeds = [int(s) for s in rng.randint(0, SEED_HIGH, size=len(folds))]
-        refit_seed = int(rng.randint(SEED_HIGH))
-
-        settings = TrainSettings(
-            task=task,
-            n_classes=n_classes,
-            optimizer=params["optimizer"],
-            learning_rate=params["learning_rate"],
-            momentum=params["momentum"],
-            epochs=int(params["epochs"]),
-            batch_size=int(params["batch_size"]),
-            mode=params["mode"],
-            learning_rate_schedule=params.get("learning_rate_schedule", "constant"),
-        )
-        data = prepare_data(
-            X_checked,
-            codes,
-            folds,
-            settings,
-            tuple(params["hidden_layer_sizes"]),
-            params["activation"],
-            scoring,
-            self.model_factory,
-            bool(params.get("impute", False)),
-            str(device),
-            standardize=bool(params.get("standardize", True)),
-            init=params.get("init", "torch"),
-        )
-        n_layers = self._n_layers(data)
-        for placement in grid.placements:
-            placement_layers(n_layers, placement)  # refuses bad indices before training
-
-        configs: list[tuple] = [
-            (kind, ratio, placement, float(strength))
-            for kind in grid.kinds
-            for ratio in (grid.l1_ratios if kind == "elastic_net" else (math.nan,))
-            for placement in grid.placements
-            for strength in grid.strengths
-        ]
-        stages = ["grid"] * len(configs)
-        if per_layer:
-            configs, stages = self._per_layer_configs(configs, grid, n_layers, rng)
-        specs = [
-            CandidateSpec(
-                index=c * len(folds) + f,
-                config=c,
-                fold=f,
-                seed=seeds[f],
-                kind=config[0],
-                strength=config[3],
-                l1_ratio=0.5 if math.isnan(config[1]) else config[1],
-                placement=config[2],
-                epochs=settings.epochs,
-                stage=stages[c],
-                layers=config[4] if len(config) > 4 else None,
-            )
-            for c, config in enumerate(configs)
-            for f in range(len(folds))
-        ]
-        rungs = None
-        protected = frozenset()
-        if per_layer and check_bool(self.keep_grid, "keep_grid"):
-            protected = frozenset(c for c, stage in enumerate(stages) if stage == "grid")
-        if halving:
-            ranked = len(configs) - len(protected)
-            rungs = rung_epochs(ranked, settings.epochs, factor, min_epochs)
-        per_candidate, shared = self._bytes(data)
-        n_chunks, per_chunk = chunk_layout(len(specs), per_candidate, shared, memory)
-        if data.factory is None:
-            path = ("mlp", "the library's MLP: batched matrix products, hand-written backward")
-        else:
-            path = (stack_path(data).name, stack_path(data).reason)
-            most = stack_path(data).max_candidates
-            if most is not None and per_chunk > most:
-                n_chunks = math.ceil(len(specs) / most)
-                per_chunk = math.ceil(len(specs) / n_chunks)
-        chunking: dict[str, Any] = {
-            "n_candidates": len(specs),
-            "n_chunks": n_chunks,
-            "candidates_per_chunk": per_chunk,
-            "bytes_per_chunk": int(shared + per_chunk * per_candidate),
-            "max_memory": memory,
-            "path": path[0],
-            "path_reason": path[1],
-        }
-        digest_of = configs
-        if rungs is not None:
-            digest_of = [*configs, ("rungs", tuple(rungs), factor, tuple(sorted(protected)))]
-        return SearchSetup(
-            data=data,
-            specs=specs,
-            configs=configs,
-            grid_strengths=grid.strengths,
-            chunking=chunking,
-            seeds=seeds,
-            refit_seed=refit_seed,
-            n_layers=n_layers,
-            estimator=estimator,
-            X=X_checked,
-            y=y_values,
-            classes=classes,
-            fingerprint=fingerprint(data, digest_of, seeds, X=X_checked, y=y_values),
-            stages=stages,
-            rungs=rungs,
-            halving_factor=factor,
-            protected=protected,
-        )
+        return build_setup(self, X, y)
 
     def phases(self, setup: SearchSetup) -> dict[str, int]:
         """The stages :meth:`fit` will run and their steps: epochs of one stack per chunk.
@@ -513,40 +344,6 @@ class SearchCV(BaseEstimator):
         if self.refit:
             out["refit"] = settings.epochs
         return out
-
-    def _per_layer_configs(
-        self, grid_configs: list[tuple], grid: Any, n_layers: int, rng: np.random.RandomState
-    ) -> tuple[list[tuple], list[str]]:
-        """The grid's configurations as per-layer ones, then the drawn ones."""
-        configs = []
-        for kind, ratio, placement, strength in grid_configs:
-            layers = grid_layers(kind, strength, n_layers, placement_layers(n_layers, placement))
-            configs.append((kind, ratio, placement, strength, layers))
-        n = 243 if self.n_candidates is None else int(self.n_candidates)
-        if n < len(configs):
-            raise ShrinkageError(
-                f"The 'n_candidates' parameter must be at least the {len(configs)} single-λ "
-                f"grid configurations a per-layer search always includes. Got {n} instead."
-            )
-        positive = grid.strengths[grid.strengths > 0]
-        if not len(positive):
-            raise ShrinkageError(
-                "A per-layer search draws strengths between the smallest and the largest "
-                f"positive 'strengths'; got {grid.strengths.tolist()!r}."
-            )
-        ratio = grid.l1_ratios[0] if grid.l1_ratios else 0.5
-        drawn = sample_layers(
-            n - len(configs),
-            n_layers,
-            grid.kinds,
-            float(positive.min()),
-            float(positive.max()),
-            float(self.zero_probability),
-            self.sampler,
-            int(rng.randint(SEED_HIGH)),
-        )
-        configs += [config_summary(layers, ratio) for layers in drawn]
-        return configs, ["grid"] * (len(configs) - len(drawn)) + ["sampled"] * len(drawn)
 
     def _fit(self, X: Any, y: Any, progress: Callable[[Progress], None] | None) -> SearchCV:
         setup = self.prepare(X, y)
@@ -619,85 +416,11 @@ class SearchCV(BaseEstimator):
 
     # ----------------------------------------------------------------- pieces
 
-    def _estimator(self, y: Any) -> tuple[Any, str]:
-        from shrinkage.estimators import MLPClassifier, MLPRegressor
-
-        estimator = self.estimator
-        if estimator is None:
-            from shrinkage.data import detect_task
-
-            values = np.asarray(y)
-            if values.ndim != 1:
-                values = values.reshape(len(values), -1)[:, 0] if values.ndim else values
-            task = detect_task(pd.Series(values))
-            estimator = MLPClassifier() if task == CLASSIFICATION else MLPRegressor()
-            return estimator, task
-        if isinstance(estimator, MLPClassifier):
-            return estimator, CLASSIFICATION
-        if isinstance(estimator, MLPRegressor):
-            return estimator, REGRESSION
-        raise ShrinkageError(
-            "The 'estimator' parameter must be an MLPClassifier, an MLPRegressor or None. "
-            f"Got {estimator!r} instead."
-        )
-
-    @staticmethod
-    def _check_estimator_params(params: dict[str, Any]) -> None:
-        if params.get("early_stopping"):
-            raise ShrinkageError(
-                "The estimator's 'early_stopping' parameter must be False in a search: the "
-                "folds already hold out validation rows. Got True instead."
-            )
-        if params.get("layer_penalties"):
-            raise ShrinkageError(
-                "The estimator's 'layer_penalties' parameter must be None in a search (the "
-                f"grid sets the penalty of every layer). Got {params['layer_penalties']!r}."
-            )
-        for name in ("clip_grad_norm", "max_grad_norm", "gradient_clipping"):
-            if params.get(name) is not None:
-                # A norm over the stacked gradient would mix every candidate's gradients.
-                raise ShrinkageError(
-                    f"The estimator's '{name}' parameter must be None in a search: "
-                    "global-norm clipping couples the stacked candidates. "
-                    f"Got {params[name]!r} instead."
-                )
-
-    @staticmethod
-    def _validate_estimator(estimator: Any) -> None:
-        # The estimator validates its own parameters: the same one-line messages apply.
-        estimator._resolve_params()
-
     def _n_layers(self, data: SearchData) -> int:
-        if data.factory is None:
-            return len(data.hidden) + 1
-        return stack_path(data).build(data.factory, [0], "cpu").n_layers
+        return n_layers_of(data)
 
     def _bytes(self, data: SearchData) -> tuple[int, int]:
-        train_rows = max(len(tr) for tr, _ in data.folds)
-        measured = None
-        if data.factory is None:
-            widths = data.sizes
-            n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
-        else:
-            # What autograd keeps for a minibatch, measured on a probe stack of the path.
-            probe = stack_path(data).build(data.factory, [0, 1], data.device)
-            n_params = probe.n_params
-            batch = min(data.settings.batch_size, train_rows)
-            measured = saved_bytes(probe, _probe_inputs(data.X, 2, batch)) // 2
-            widths = [math.prod(data.X.shape[1:]), data.settings.n_outputs]
-        per = estimate_bytes(
-            n_params,
-            widths,
-            1,
-            data.settings.batch_size,
-            train_rows,
-            autograd=data.factory is not None,
-            activation_bytes=measured,
-        )
-        # Scoring keeps every candidate's outputs on all rows, and its masks.
-        per += data.n_rows * (8 * data.settings.n_outputs + 2 + 32)
-        shared = data.X.element_size() * data.X.numel() + 8 * data.y.numel() * len(data.folds)
-        return per, shared
+        return candidate_bytes(data)
 
     def _run(
         self,
@@ -953,50 +676,3 @@ def _both(
         second(event)
 
     return report
-
-
-@dataclass
-class SearchSetup:
-    """What :meth:`SearchCV.prepare` decides before any training.
-
-    Attributes:
-        data: the preprocessed data and settings every chunk shares.
-        specs: the candidates of the grid, configuration-major (``index = config *
-            n_folds + fold``).
-        configs: ``(kind, l1_ratio, placement, strength)`` per configuration (``l1_ratio``
-            NaN unless elastic net).
-        grid_strengths: the strength grid.
-        chunking: ``n_candidates``, ``n_chunks``, ``candidates_per_chunk``,
-            ``bytes_per_chunk``, ``max_memory``, ``path``, ``path_reason``.
-        seeds: the seed of each fold.
-        refit_seed: the refit's seed.
-        n_layers: penalizable weights per network.
-        estimator: the estimator whose parameters the candidates use.
-        X: the validated input rows (for the refit).
-        y: the target values (for the refit).
-        classes: class labels, or None (regression).
-        fingerprint: a digest of data, folds, seeds and grid (checks checkpoint files).
-        stages: ``"grid"`` or ``"sampled"`` (a drawn per-layer configuration) per
-            configuration.
-        rungs: the successive-halving rungs' epochs, or None.
-        halving_factor: ``eta`` of the halving.
-        protected: configurations halving never drops (``keep_grid``).
-    """
-
-    data: SearchData
-    specs: list[CandidateSpec]
-    configs: list[tuple]
-    grid_strengths: np.ndarray
-    chunking: dict[str, Any]
-    seeds: list[int]
-    refit_seed: int
-    n_layers: int
-    estimator: Any
-    X: Any
-    y: np.ndarray
-    classes: np.ndarray | None
-    fingerprint: str
-    stages: list[str] = field(default_factory=list)
-    rungs: list[int] | None = None
-    halving_factor: int = 3
-    protected: frozenset[int] = frozenset()
