@@ -45,11 +45,17 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/cli_startup.py
-	$(PY) bench/overhead.py
+	$(PY) bench/overhead.py --threads 1 --clock cpu
+	$(PY) bench/overhead.py --threads 2 --clock cpu
+	$(PY) bench/overhead.py --threads 1 --clock cpu --optimizer sgd
 	$(PY) bench/search.py
+	$(PY) bench/search_networks.py --compiled
 	$(PY) bench/per_layer.py
+	$(PY) bench/per_layer.py --no-optuna --repeat 3 --json bench/results/per_layer-ab.json
 	$(PY) bench/report.py
 	$(PY) bench/dask_search.py
+	$(PY) bench/model_swap.py
+	$(PY) bench/moons_case_study.py
 
 bench-quick: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
@@ -59,3 +65,6 @@ bench-quick: $(STAMP)
 	$(PY) bench/per_layer.py --quick
 	$(PY) bench/report.py --quick
 	$(PY) bench/dask_search.py --quick
+	$(PY) bench/search_networks.py --quick
+	$(PY) bench/model_swap.py --quick
+	$(PY) bench/moons_case_study.py --quick

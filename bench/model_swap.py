@@ -86,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="3 s and 5 trials")
-    parser.add_argument("--json", default=str(HERE / "results" / "model_swap.json"))
+    parser.add_argument("--json", default=None, help="default: results/model_swap(-quick).json")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.trials = 3.0, 5
+    if args.json is None:
+        args.json = str(HERE / "results" / f"model_swap{'-quick' if args.quick else ''}.json")
     scenarios = ["reader-writer", "kill-save", "concurrent-save", "kill-resume"]
     with tempfile.TemporaryDirectory() as root:
         command = [sys.executable, str(PROCS), *scenarios, "--root", root]
