@@ -45,7 +45,7 @@ and strength moves to new flat buffers holding only the kept rows, so each later
 what the smaller stack costs, and no survivor's trajectory changes
 (``tests/test_engine_halving.py``). It works through the flat tensor-major layout of
 :class:`_Stack` (``_Stack.take``/``_Stack.keep``), so it serves every stack; a subclass
-that derives more per-candidate state from the flat buffers (views, workspaces, autograd
+that derives more per-candidate state from the flat buffers (views, scratch buffers, autograd
 leaves) refreshes it in ``_on_keep``. ``state(k)``/``load_state(k, state)`` export and
 restore one candidate's whole training state, so a run can continue in another stack or
 process (chunked halving, resume, dask).

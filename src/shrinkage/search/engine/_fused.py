@@ -96,7 +96,7 @@ class FusedStack(_WithBuffers):
         self._weight: Tensor | None = None
         self._cache: dict[str, object] = {}
         self._calls: dict[object, int] = {}
-        self._workspace: dict[tuple, Tensor] = {}
+        self._scratch: dict[tuple, Tensor] = {}
         self.net = self._runner = fuse_tree(template, self)
         self.net.train()
         self._param_ids, self._buffer_ids = {}, {}  # the replaced modules are gone
@@ -163,7 +163,7 @@ class FusedStack(_WithBuffers):
             return None
         return torch.tensor([float(r > 0) for r in rows], device=self.device)
 
-    def workspace(self, owner: Hashable) -> Callable[[str, tuple[int, ...]], Tensor]:
+    def scratch(self, owner: Hashable) -> Callable[[str, tuple[int, ...]], Tensor]:
         """``(name, shape) -> buffer`` for one call of a layer in this forward.
 
         While training, a layer's big per-step tensors live in buffers reused from one
@@ -178,9 +178,9 @@ class FusedStack(_WithBuffers):
 
         def get(name: str, shape: tuple[int, ...]) -> Tensor:
             key = (owner, call, name)
-            buf = self._workspace.get(key)
+            buf = self._scratch.get(key)
             if buf is None or tuple(buf.shape) != tuple(shape):
-                buf = self._workspace[key] = torch.empty(shape, device=self.device)
+                buf = self._scratch[key] = torch.empty(shape, device=self.device)
             return buf
 
         return get
@@ -192,7 +192,7 @@ class FusedStack(_WithBuffers):
         buffers, and the kept candidates' buffers and dropout streams."""
         self._make_leaves()
         self._keep_buffers(index)
-        self._workspace.clear()  # sized for the old K
+        self._scratch.clear()  # sized for the old K
         kept = index.tolist()
         self._seeds = [self._seeds[i] for i in kept]
         self.dropout_generators = [self.dropout_generators[i] for i in kept]

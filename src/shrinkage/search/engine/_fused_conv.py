@@ -222,10 +222,10 @@ class FusedConv(_Fused):
             gw = self._grad(self._w)
             assert gw is not None
             gw = gw.unsqueeze(3) if self.dims == 1 else gw
-            ws = s.workspace(id(self))
+            ws = s.scratch(id(self))
             y = _ConvFn.apply(x, w, b, gw, self._grad(self._b), self.geom, s.channels_last, ws)
         else:
-            y = _im2col(x, w, b, self.geom, s.channels_last, s.workspace(id(self)))[0]
+            y = _im2col(x, w, b, self.geom, s.channels_last, s.scratch(id(self)))[0]
         return y.squeeze(2) if self.dims == 1 else y
 
 

@@ -53,15 +53,15 @@ _NEG1 = torch.tensor(-1.0)
 _NEG2 = torch.tensor(-2.0)
 
 #: ``(key, shape) -> buffer``: where a layer keeps its big per-step tensors
-Workspace = Callable[[str, tuple[int, ...]], Tensor]
+Scratch = Callable[[str, tuple[int, ...]], Tensor]
 
 
-def _fresh(x: Tensor) -> Workspace:
+def _fresh(x: Tensor) -> Scratch:
     return lambda name, shape: x.new_empty(shape)
 
 
 def _lstm_forward(
-    x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Workspace
+    x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Scratch
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Eager time loop. ``x (K, B, T, In)``, ``h0``/``c0`` ``(K, B, H)``, ``w`` the kernel.
 
@@ -108,7 +108,7 @@ def _lstm_backward(
     gates: Tensor,
     c2: Tensor,
     tc: Tensor,
-    ws: Workspace,
+    ws: Scratch,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Eager backward through time: ``(dW (K, 4H, H+In+1), dP (T, K, 4H, B), dh0, dc0)``
     (states ``(K, H, B)``) for the output gradient ``dout (K, B, T, H)`` and that of ``c_T``."""
@@ -144,7 +144,7 @@ def _lstm_backward(
 
 
 def _lstm_compiled_forward(
-    compiled: Any, x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Workspace
+    compiled: Any, x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Scratch
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The compiled time loop, layout "candidate, time, batch, feature" (``_lstm_ext``):
     returns ``out (K, B, T, H)``, ``HXT (K, T+1, B, H+In+1)``, ``G (K, T, B, 4H)``, ``C
@@ -170,7 +170,7 @@ class _LSTMLayerFn(Function):
     """One LSTM layer (one direction) of K candidates.
 
     Inputs: ``x (K, B, T, In)``, ``h0``/``c0`` ``(K, B, H)``, the four ``(K, ...)`` leaves,
-    their gradient views, and the workspace. Outputs: ``out (K, B, T, H)``, ``c_T (K, B, H)``.
+    their gradient views, and the scratch buffers. Outputs: ``out (K, B, T, H)``, ``c_T (K, B, H)``.
     """
 
     @staticmethod
@@ -184,7 +184,7 @@ class _LSTMLayerFn(Function):
         b_ih: Tensor | None,
         b_hh: Tensor | None,
         grads: tuple[Tensor | None, ...],
-        ws: Workspace,
+        ws: Scratch,
     ) -> tuple[Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         w = _lstm_kernel(w_ih, w_hh, b_ih, b_hh)
@@ -242,7 +242,7 @@ def _lstm_layer(
     c0: Tensor,
     leaves: list[Tensor | None],
     grads: tuple[Tensor | None, ...],
-    ws: Workspace,
+    ws: Scratch,
 ) -> tuple[Tensor, Tensor]:
     """``(out (K, B, T, H), c_T (K, B, H))`` of one layer, with or without a graph."""
     if torch.is_grad_enabled():
@@ -437,7 +437,7 @@ class FusedRNN(_Fused):
                 grads = tuple(self._grad(i) for i in self._params[index])
                 inputs = layer_in.flip(2) if d else layer_in
                 if self.lstm:
-                    ws = s.workspace((id(self), index))
+                    ws = s.scratch((id(self), index))
                     out, c_last = _lstm_layer(inputs, h0[index], c0[index], leaves, grads, ws)
                     c_n.append(c_last)
                 else:

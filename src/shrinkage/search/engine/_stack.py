@@ -181,7 +181,7 @@ class _Stack:
         self._on_keep(positions)
 
     def _on_keep(self, index: Tensor) -> None:
-        """Refresh what a subclass derives from the flat buffers (views, workspaces, leaves)
+        """Refresh what a subclass derives from the flat buffers (views, scratch buffers, leaves)
         after :meth:`keep`; ``index`` is the kept positions of the old stack."""
 
 
@@ -227,7 +227,7 @@ class StackedMLP(_Stack):
         self.db = self.grads[1::2]
         self._act, self._act_, self._act_backward = _ACTIVATION_FUNCTIONS[activation]
         self._act_needs_input = self._act_ is None
-        self._workspace: dict[tuple, Tensor] = {}
+        self._scratch: dict[tuple, Tensor] = {}
 
     @classmethod
     def from_seeds(
@@ -260,7 +260,7 @@ class StackedMLP(_Stack):
         self.b = self.tensors[1::2]
         self.dW = self.grads[0::2]
         self.db = self.grads[1::2]
-        self._workspace.clear()  # sized for the old K
+        self._scratch.clear()  # sized for the old K
 
     def module(self, k: int) -> MLP:
         """Candidate ``k`` as a standalone :class:`~shrinkage.models.MLP` (a copy)."""
@@ -269,17 +269,17 @@ class StackedMLP(_Stack):
         return model.to(self.device)
 
     def _buffer(self, key: tuple) -> Tensor:
-        """A training workspace reused from step to step (fresh multi-MB tensors every step
+        """A training scratch buffer reused from step to step (fresh multi-MB tensors every step
         cost more in page faults than the arithmetic they hold)."""
-        buf = self._workspace.get(key)
+        buf = self._scratch.get(key)
         if buf is None:
-            buf = self._workspace[key] = torch.empty(key[2:], device=self.device)
+            buf = self._scratch[key] = torch.empty(key[2:], device=self.device)
         return buf
 
     def forward(self, x: Tensor, keep: bool = False) -> tuple[Tensor, list[Tensor]]:
         """Outputs ``(K, B, n_out)`` for inputs ``(K, B, n_in)``, and what backward needs.
 
-        With ``keep`` (training) the activations live in reused workspaces and stay valid
+        With ``keep`` (training) the activations live in reused scratch buffers and stay valid
         until the next training forward.
         """
         saved = [x]
