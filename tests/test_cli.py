@@ -389,6 +389,13 @@ def test_init_fine_tunes_a_saved_model(workdir, capsys):
         "in 'out'.\n",
     )
     assert not os.path.exists("x")
+    # the loaded model's inputs are standardized: other input units would be a silent mismatch
+    for flag in (["--no-standardize"], ["--weight-init", "he_uniform"]):
+        code, _, err = run(
+            ["fit", "train.csv", "--target", "y", "--init", "out", *flag, "-o", "x"], capsys
+        )
+        assert code == 2 and "cannot be combined with --init" in err and err.count("\n") == 1
+        assert flag[0].lstrip("-").split("-")[-1] in err and not os.path.exists("x")
 
 
 @pytest.mark.parametrize(
@@ -642,3 +649,47 @@ def test_fit_says_what_it_does_before_loading_torch(workdir):
     assert text.index("Reading train.csv") < text.index("<torch>")
     assert "Reading train.csv …\r\x1b[K" in text  # erased before any other output
     assert out.startswith("Trained MLPClassifier")
+
+
+def test_fit_keras_settings_reach_the_estimator(workdir, capsys):
+    """--no-standardize, --weight-init and --lr-schedule are the estimator's standardize,
+    init and learning_rate_schedule: the saved model has them, and it predicts what the
+    same estimator fitted in Python predicts."""
+    from shrinkage.estimators import MLPRegressor
+
+    flags = ["--no-standardize", "--weight-init", "glorot_uniform", "--lr-schedule", "cosine"]
+    argv = ["fit", "houses.csv", "--target", "price", "--hidden", "5", "--epochs", "4"]
+    code, _, err = run([*argv, *flags, "-q", "-o", "keras"], capsys)
+    assert (code, err) == (0, "")
+    model = load("keras")
+    params = model.get_params()
+    assert (params["standardize"], params["init"], params["learning_rate_schedule"]) == (
+        False,
+        "glorot_uniform",
+        "cosine",
+    )
+    frame = pd.read_csv("houses.csv")
+    X, y = frame.drop(columns="price"), frame["price"].to_numpy()
+    same = MLPRegressor(
+        hidden_layer_sizes=(5,),
+        epochs=4,
+        penalty="l2",
+        strength=1e-4,
+        standardize=False,
+        init="glorot_uniform",
+        learning_rate_schedule="cosine",
+        random_state=0,
+    ).fit(X, y)
+    np.testing.assert_allclose(model.predict(X), same.predict(X), rtol=1e-6, atol=1e-6)
+    # the defaults are not those: standardized inputs and torch's initialization differ
+    code, _, _ = run([*argv, "-q", "-o", "plain"], capsys)
+    assert code == 0 and not np.allclose(load("plain").predict(X), model.predict(X))
+
+
+def test_fit_refuses_an_unknown_weight_init(workdir, capsys):
+    code, out, err = run(
+        ["fit", "train.csv", "--target", "y", "--weight-init", "xavier", "-o", "m"], capsys
+    )
+    assert code == 2 and not os.path.exists("m")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--weight-init" in lines[0] and "xavier" in lines[0], err

@@ -90,3 +90,21 @@ def test_missing_file_is_refused(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"Error: The data file {str(tmp_path / 'none.csv')!r} does not exist."
     )
+
+
+def test_tune_passes_keras_settings_to_the_search_and_the_refit(table, tmp_path):
+    out = tmp_path / "out"
+    argv = [str(table), "--target", "y", "--strengths", "0.001,0.1", "-o", str(out), *FAST]
+    flags = ["--no-standardize", "--weight-init", "he_uniform", "--lr-schedule", "cosine"]
+    main(["tune", *argv, *flags])
+    params = load(out / "model").get_params()
+    assert (params["standardize"], params["init"], params["learning_rate_schedule"]) == (
+        False,
+        "he_uniform",
+        "cosine",
+    )
+    plain = tmp_path / "plain"
+    main(["tune", str(table), "--target", "y", "--strengths", "0.001,0.1", "-o", str(plain), *FAST])
+    scores = pd.read_csv(out / "results.csv")["mean_test_score"].to_numpy()
+    plain_scores = pd.read_csv(plain / "results.csv")["mean_test_score"].to_numpy()
+    assert not np.allclose(scores, plain_scores)  # column b (scale 50) is left unscaled

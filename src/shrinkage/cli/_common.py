@@ -14,7 +14,14 @@ from typing import Any
 
 import click
 
-from shrinkage._names import ACTIVATIONS, MODES, OPTIMIZERS, TASKS
+from shrinkage._names import (
+    ACTIVATIONS,
+    INITS,
+    LEARNING_RATE_SCHEDULES,
+    MODES,
+    OPTIMIZERS,
+    TASKS,
+)
 from shrinkage.errors import ShrinkageError, check_strength, did_you_mean
 
 __all__ = [
@@ -363,8 +370,32 @@ _TRAINING_OPTIONS = [
         show_default=True,
         help="Learning rate.",
     ),
+    click.option(
+        "--lr-schedule",
+        "learning_rate_schedule",
+        type=Choice(LEARNING_RATE_SCHEDULES),
+        default="constant",
+        show_default=True,
+        help="Learning rate over the epochs (cosine: down to 0 at the last epoch).",
+    ),
     click.option("--optimizer", type=Choice(OPTIMIZERS), default="adam", show_default=True),
     click.option("--momentum", type=Number(), default=0.9, show_default=True, help="SGD momentum."),
+    click.option(
+        "--weight-init",
+        "init",
+        type=Choice(INITS),
+        default="torch",
+        show_default=True,
+        help="Initial weights: torch's nn.Linear default, or Keras's Dense "
+        "(glorot_uniform, zero biases).",
+    ),
+    click.option(
+        "--standardize/--no-standardize",
+        default=True,
+        show_default=True,
+        help="Scale numeric columns to mean 0, standard deviation 1 (training rows' "
+        "statistics); --no-standardize keeps their units, as Keras does.",
+    ),
     click.option(
         "--mode",
         type=Choice(MODES),

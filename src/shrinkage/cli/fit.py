@@ -28,8 +28,14 @@ from shrinkage.errors import ShrinkageError, TrainingDiverged
 
 __all__ = ["fit"]
 
-# Options that describe the network itself: a model loaded with --init already has one.
-_ARCHITECTURE = {"hidden": "--hidden", "activation": "--activation"}
+# Options that describe the network itself, its starting weights or the units of its inputs:
+# a model loaded with --init already has them.
+_ARCHITECTURE = {
+    "hidden": "--hidden",
+    "activation": "--activation",
+    "init": "--weight-init",
+    "standardize": "--standardize/--no-standardize",
+}
 # CLI option name -> estimator parameter.
 _PARAMS = {
     "l1_ratio": "l1_ratio",
@@ -41,6 +47,9 @@ _PARAMS = {
     "learning_rate": "learning_rate",
     "optimizer": "optimizer",
     "momentum": "momentum",
+    "learning_rate_schedule": "learning_rate_schedule",
+    "init": "init",
+    "standardize": "standardize",
     "mode": "mode",
     "impute": "impute",
     "early_stopping": "early_stopping",

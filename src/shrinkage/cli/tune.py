@@ -247,8 +247,11 @@ def tune(
     epochs: int,
     batch_size: int,
     learning_rate: float,
+    learning_rate_schedule: str,
     optimizer: str,
     momentum: float,
+    init: str,
+    standardize: bool,
     mode: str,
     one_se: bool,
     refine: bool,
@@ -492,7 +495,17 @@ def _setup(o: dict[str, Any]) -> tuple[Any, Any, Any, Any, Path]:
     else:
         y = pd.to_numeric(dataset.y).to_numpy(dtype=np.float64)
         cls = MLPRegressor
-    names = ("activation", "mode", "optimizer", "learning_rate", "momentum", "epochs")
+    names = (
+        "activation",
+        "mode",
+        "optimizer",
+        "learning_rate",
+        "learning_rate_schedule",
+        "momentum",
+        "init",
+        "standardize",
+        "epochs",
+    )
     estimator = cls(
         hidden_layer_sizes=o["hidden"],
         batch_size=o["batch_size"],
