@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
-
-if TYPE_CHECKING:  # scikit-learn costs a second to import; only a Preprocessor needs it
-    pass
-
 
 NUMERIC_INFERRED = {"integer", "floating", "mixed-integer-float", "decimal"}
 

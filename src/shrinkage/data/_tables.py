@@ -10,16 +10,11 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from shrinkage._io import check_input_file, path_problem
-from shrinkage.errors import ShrinkageError, did_you_mean
-
-if TYPE_CHECKING:  # scikit-learn costs a second to import; only a Preprocessor needs it
-    pass
 from shrinkage.data._columns import (
     as_float,
     column_str,
@@ -31,6 +26,7 @@ from shrinkage.data._columns import (
 )
 from shrinkage.data._preprocessing import Preprocessor
 from shrinkage.data._target import detect_task
+from shrinkage.errors import ShrinkageError, did_you_mean
 
 _CSV_SEPARATORS = {".csv": ",", ".tsv": "\t"}
 _PARQUET_EXTENSIONS = (".parquet", ".pq")

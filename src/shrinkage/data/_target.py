@@ -7,16 +7,12 @@ the estimators and the search all call it) and :func:`decode_target` turns codes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from shrinkage.errors import ShrinkageError
-
-if TYPE_CHECKING:  # scikit-learn costs a second to import; only a Preprocessor needs it
-    pass
 from shrinkage._names import CLASSIFICATION, REGRESSION, TASKS
 from shrinkage.data._columns import (
     FLOAT32_MAX,
@@ -27,6 +23,7 @@ from shrinkage.data._columns import (
     row_label,
     shown_value,
 )
+from shrinkage.errors import ShrinkageError
 
 #: A numeric target with at most this many distinct (integral) values may be a class label.
 MAX_AUTO_CLASSES = 20
