@@ -22,6 +22,7 @@ makes before any work; each problem is one line naming the path and what it is.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -100,11 +101,9 @@ def path_problem(path: str | os.PathLike, err: OSError) -> str:
     if code == errno.ELOOP:
         return "is a symbolic link loop"
     if code == errno.ENOENT:
-        try:
+        with contextlib.suppress(OSError):  # gone between the two calls: it does not exist
             if stat.S_ISLNK(os.lstat(path).st_mode):
                 return f"is a broken symbolic link (to '{os.readlink(path)}')"
-        except OSError:
-            pass
         return "does not exist"
     if code == errno.ENOTDIR:
         return "does not exist (a part of it is a file, not a folder)"

@@ -130,7 +130,7 @@ def parse_number(value: Any, option: str, integer: bool = False) -> float | int:
     Returns:
         The ``float`` (or ``int``).
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool):  # an int to Python, never a number to a user
         pass
     elif isinstance(value, int) or (isinstance(value, float) and not integer):
         return value
