@@ -130,14 +130,13 @@ def parse_number(value: Any, option: str, integer: bool = False) -> float | int:
     Returns:
         The ``float`` (or ``int``).
     """
-    if isinstance(value, bool):  # an int to Python, never a number to a user
-        pass
-    elif isinstance(value, int) or (isinstance(value, float) and not integer):
-        return value
-    elif isinstance(value, str) and (_INTEGER if integer else _NUMBER).fullmatch(value):
-        number = int(value) if integer else float(value)
-        if integer or math.isfinite(number):
-            return number
+    if not isinstance(value, bool):  # a bool is an int to Python, never a number to a user
+        if isinstance(value, int) or (isinstance(value, float) and not integer):
+            return value
+        if isinstance(value, str) and (_INTEGER if integer else _NUMBER).fullmatch(value):
+            number = int(value) if integer else float(value)
+            if integer or math.isfinite(number):
+                return number
     kind = "an integer" if integer else "a number"
     raise ShrinkageError(f"The '{option}' option must be {kind}. Got {value!r} instead.")
 
