@@ -32,7 +32,8 @@ from shrinkage.search import (
 )
 from shrinkage.search._candidates import scores
 from shrinkage.search._results import choose
-from shrinkage.search.engine import StackPath, TrainSettings
+from shrinkage.search.engine import StackPath, TrainSettings, predict_rows
+from shrinkage.search.engine._memory import PREDICT_BYTES, PREDICT_ROWS
 
 
 def _classification(n=50, classes=2, seed=0):
@@ -148,6 +149,32 @@ def test_chunking_gives_the_results_of_one_chunk():
         if key.endswith("_time") or value.dtype == object:
             continue
         np.testing.assert_allclose(value, chunked.cv_results_[key], atol=1e-6, err_msg=key)
+
+
+def test_prediction_blocks_hold_the_byte_budget():
+    assert predict_rows(18, None) == PREDICT_ROWS
+    assert predict_rows(18, 10**12) == 1
+    assert predict_rows(1, 1) == PREDICT_ROWS
+    for k, row_bytes in [(18, 14_000), (250, 424), (50, 260)]:
+        rows = predict_rows(k, row_bytes)
+        assert rows * k * row_bytes <= PREDICT_BYTES < (rows + 1) * k * row_bytes
+    setup = _search().prepare(*_classification())
+    assert setup.data.row_bytes == 4 * sum(setup.data.sizes[1:])
+    X, y = _sequences()
+    setup = _search(model_factory=_Sequence).prepare(X, y)
+    # the LSTM's saved gates, cell states and inputs: well above its 8-wide output per row
+    assert setup.data.row_bytes > 4 * 8 * X.shape[1]
+
+
+def test_scores_do_not_depend_on_the_prediction_block():
+    X, y = _classification()
+    setup = _search().prepare(X, y)
+    whole = run_chunk(setup.data, setup.specs)
+    setup.data.row_bytes = PREDICT_BYTES  # one row per candidate per forward pass
+    blocks = run_chunk(setup.data, setup.specs)
+    for a, b in zip(whole.rows, blocks.rows):
+        for key in ("test_score", "train_score", "test_loss_score"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-7), key
 
 
 def test_cv_results_columns_shapes_and_best():

@@ -23,6 +23,7 @@ from shrinkage.search.engine import (
     choose_path,
     layer_strengths,
     per_layer_strengths,
+    predict_rows,
     predict_stack,
 )
 from shrinkage.search.engine._loop import binary_logit
@@ -115,6 +116,8 @@ class SearchData:
         standardize: whether the numeric columns were standardized per fold.
         path: how the factory's candidates train (:func:`~shrinkage.search.engine.choose_path`,
             decided once per search); None: decided by each chunk.
+        row_bytes: what one candidate's forward keeps per row (measured once per search,
+            :func:`~shrinkage.search._setup.row_bytes`): sizes the prediction blocks.
     """
 
     X: Tensor
@@ -130,6 +133,7 @@ class SearchData:
     init: str = "torch"
     standardize: bool = True
     path: StackPath | None = None
+    row_bytes: int | None = None
 
     @property
     def n_rows(self) -> int:
@@ -262,7 +266,7 @@ class ChunkRun:
         self._l1, self._l2 = l1, l2
         index, train_mask, _ = self._rows()
         with _module_errors(data):
-            outputs = predict_stack(stack, data.X, index)
+            outputs = predict_stack(stack, data.X, index, predict_rows(len(index), data.row_bytes))
         self._start = _objective(stack, outputs, data, train_mask, l1, l2)
 
     @property
@@ -329,7 +333,7 @@ class ChunkRun:
         started = time.perf_counter()
         index, train_mask, test_mask = self._rows()
         with _module_errors(data):
-            outputs = predict_stack(stack, data.X, index)
+            outputs = predict_stack(stack, data.X, index, predict_rows(len(index), data.row_bytes))
         end = _objective(stack, outputs, data, train_mask, self._l1, self._l2)
         reasons = _divergence(stack, self._start, end, _zero_loss(data, train_mask))
         diverged = np.array([bool(r) for r in reasons])

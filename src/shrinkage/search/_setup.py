@@ -223,6 +223,7 @@ def build_setup(search: Any, X: Any, y: Any) -> SearchSetup:
     if halving:
         ranked = len(configs) - len(protected)
         rungs = rung_epochs(ranked, settings.epochs, factor, min_epochs)
+    data.row_bytes = row_bytes(data)
     per_candidate, shared = candidate_bytes(data)
     n_chunks, per_chunk = chunk_layout(len(specs), per_candidate, shared, memory)
     if data.factory is None:
@@ -353,6 +354,20 @@ def n_layers_of(data: SearchData) -> int:
     return stack_path(data).build(data.factory, [0], "cpu").n_layers
 
 
+def row_bytes(data: SearchData) -> int:
+    """Bytes one candidate's forward pass keeps per row: on the factory paths, what
+    autograd saves for a minibatch of a probe stack divided by its rows; on the MLP path,
+    ``4 * sum(widths[1:])`` (each layer's output). Sizes the prediction blocks
+    (:func:`~shrinkage.search.engine.predict_rows`) and the chunks (:func:`candidate_bytes`).
+    """
+    if data.factory is None:
+        return data.X.element_size() * sum(data.sizes[1:])
+    train_rows = max(len(tr) for tr, _ in data.folds)
+    batch = max(1, min(data.settings.batch_size, train_rows))
+    probe = stack_path(data).build(data.factory, [0, 1], data.device)
+    return max(1, saved_bytes(probe, _probe_inputs(data.X, 2, batch)) // (2 * batch))
+
+
 def candidate_bytes(data: SearchData) -> tuple[int, int]:
     """``(bytes per candidate, bytes every chunk shares)`` of a search on ``data``."""
     train_rows = max(len(tr) for tr, _ in data.folds)
@@ -362,10 +377,9 @@ def candidate_bytes(data: SearchData) -> tuple[int, int]:
         n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
     else:
         # What autograd keeps for a minibatch, measured on a probe stack of the path.
-        probe = stack_path(data).build(data.factory, [0, 1], data.device)
-        n_params = probe.n_params
-        batch = min(data.settings.batch_size, train_rows)
-        measured = saved_bytes(probe, _probe_inputs(data.X, 2, batch)) // 2
+        n_params = stack_path(data).build(data.factory, [0], data.device).n_params
+        batch = max(1, min(data.settings.batch_size, train_rows))
+        measured = (data.row_bytes or row_bytes(data)) * batch
         widths = [math.prod(data.X.shape[1:]), data.settings.n_outputs]
     per = estimate_bytes(
         n_params,

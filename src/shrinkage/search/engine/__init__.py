@@ -58,7 +58,7 @@ path choice) with its layers in ``_fused_layers.py``
 (:class:`StackedOptimizer`), ``_penalty.py`` (:class:`StackPenalty`, per-candidate
 strengths), ``_loop.py`` (:class:`StackTrainer`, :func:`train_stack`,
 :func:`predict_stack`, the minibatches),
-``_memory.py`` (how many candidates fit a memory budget).
+``_memory.py`` (how many candidates fit a memory budget, rows per prediction block).
 """
 
 from shrinkage._names import KINDS
@@ -66,7 +66,12 @@ from shrinkage.search.engine._fused import PATHS, FusedStack, StackPath, choose_
 from shrinkage.search.engine._loop import StackTrainer, predict_stack, train_stack
 from shrinkage.search.engine._loop_stack import LoopStack
 from shrinkage.search.engine._lstm_ext import enable_compiled_lstm, is_compiled_lstm
-from shrinkage.search.engine._memory import chunk_layout, estimate_bytes, parse_memory
+from shrinkage.search.engine._memory import (
+    chunk_layout,
+    estimate_bytes,
+    parse_memory,
+    predict_rows,
+)
 from shrinkage.search.engine._optim import StackedOptimizer
 from shrinkage.search.engine._penalty import StackPenalty, layer_strengths, per_layer_strengths
 from shrinkage.search.engine._settings import TrainSettings, check_elementwise_optimizer
@@ -93,6 +98,7 @@ __all__ = [
     "layer_strengths",
     "parse_memory",
     "per_layer_strengths",
+    "predict_rows",
     "predict_stack",
     "train_stack",
 ]

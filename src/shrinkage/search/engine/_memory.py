@@ -12,6 +12,30 @@ from shrinkage.errors import ShrinkageError
 
 #: Rows per forward pass when predicting: bounds the activations kept at once.
 PREDICT_ROWS = 4096
+#: What one prediction block may allocate, all candidates together. Larger blocks are
+#: slower on a CPU, not faster: their tensors leave the caches and glibc maps them fresh
+#: (page faults) on every pass (``bench/predict_block.py``).
+PREDICT_BYTES = 16 * 2**20
+
+
+def predict_rows(k: int, row_bytes: int | None) -> int:
+    """Rows per candidate in one prediction block: ``clip(PREDICT_BYTES // (k * row_bytes),
+    1, PREDICT_ROWS)``, or ``PREDICT_ROWS`` when ``row_bytes`` is unknown.
+
+    Args:
+        k: candidates in the stack.
+        row_bytes: bytes one candidate's forward allocates per row (the activations).
+
+    Returns:
+        Rows per candidate per forward pass.
+
+    Example:
+        >>> predict_rows(18, 14_000)
+        66
+    """
+    if not row_bytes or row_bytes <= 0:
+        return PREDICT_ROWS
+    return int(min(PREDICT_ROWS, max(1, PREDICT_BYTES // (max(1, k) * row_bytes))))
 
 
 def estimate_bytes(
