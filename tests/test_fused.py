@@ -27,6 +27,7 @@ from shrinkage.search.engine import (
     _lstm_ext,
     choose_path,
     layer_strengths,
+    predict_stack,
     train_stack,
 )
 from shrinkage.search.engine._stack import _build
@@ -291,6 +292,30 @@ class DeepLSTM(nn.Module):
         return self.head(torch.cat([out.mean(1), last], 1))
 
 
+class WideLSTM(nn.Module):
+    """Full 8 x 32 tiles of the compiled kernel and edges (4H = 160, 21 rows); returns c_n."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 40, batch_first=True)
+        self.head = nn.Linear(80, 2)
+
+    def forward(self, x):
+        out, (_, c) = self.rnn(x)
+        return self.head(torch.cat([out[:, -1], c[0]], 1))
+
+
+class CellState(nn.Module):
+    """Returns a view of the LSTM's c_n: a prediction block must not alias the next one's."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 40, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)[1][1][0][:, :2]
+
+
 class SeqFirstGRU(nn.Module):
     def __init__(self):
         super().__init__()
@@ -364,6 +389,7 @@ def norm_cnn():
 
 LAYER_CASES = {
     "lstm 2 layers bidirectional, h_n": (DeepLSTM, lambda: torch.randn(3, 5, 7, 4)),
+    "lstm 40 wide, c_n": (WideLSTM, lambda: torch.randn(3, 21, 4, 5)),
     "gru sequence-first 2 layers bidirectional": (SeqFirstGRU, lambda: torch.randn(3, 5, 6, 4)),
     "conv1d same/reflect/stride/dilation/groups": (OddConv1d, lambda: torch.randn(3, 5, 3, 16)),
     "embedding, encoder (causal), attention weights": (
@@ -538,7 +564,7 @@ def compiled():
     return _lstm_ext.compiled_lstm
 
 
-@pytest.mark.parametrize("case", ["lstm 2 layers bidirectional, h_n"])
+@pytest.mark.parametrize("case", ["lstm 2 layers bidirectional, h_n", "lstm 40 wide, c_n"])
 def test_compiled_lstm_equals_the_eager_one(compiled, case):
     factory, make_x = LAYER_CASES[case]
     x = make_x()
@@ -564,6 +590,26 @@ def test_candidate_with_the_compiled_lstm_equals_candidate_alone(compiled, optim
         assert path.reason.endswith("; LSTM cell compiled)")
         _train_and_compare(FusedStack(factory, [c[1] for c in CANDIDATES]), factory, X, y, settings)
     assert not _lstm_ext.is_compiled_lstm()
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize(
+    "factory, shape",
+    [(CellState, (3, 21, 4, 5)), (WideLSTM, (3, 21, 4, 5)), (OddConv1d, (3, 5, 3, 16))],
+    ids=["lstm c_n view", "lstm", "conv1d"],
+)
+def test_predictions_block_by_block_equal_one_pass(compiled, on, factory, shape):
+    """Scratch buffers are reused from one prediction block to the next: no block's
+    outputs may alias them (an LSTM's c_n included)."""
+    x = torch.randn(*shape)
+    n = x.shape[1]
+    with compiled(on):
+        stack = FusedStack(factory, [5, 6, 7])
+        whole = stack.predict(x)
+        index = torch.arange(n).repeat(3, 1)
+        X = x.reshape(3 * n, *x.shape[2:])
+        blocks = predict_stack(stack, X, index + torch.arange(3).unsqueeze(1) * n, block=4)
+    torch.testing.assert_close(blocks, whole, atol=1e-6, rtol=1e-6)
 
 
 def test_a_kernel_that_cannot_be_built_is_one_line_and_the_eager_path_runs(monkeypatch):

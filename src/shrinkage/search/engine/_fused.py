@@ -15,6 +15,7 @@ the K minibatches folded into the batch dimension.
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -166,22 +167,25 @@ class FusedStack(_WithBuffers):
     def scratch(self, owner: Hashable) -> Callable[[str, tuple[int, ...]], Tensor]:
         """``(name, shape) -> buffer`` for one call of a layer in this forward.
 
-        While training, a layer's big per-step tensors live in buffers reused from one
-        step to the next (fresh multi-MB tensors every step cost more in page faults than
-        the arithmetic they hold); a buffer stays valid until the same layer's same call
-        in the next training forward, i.e. through this step's backward pass. A layer
-        called twice in one forward gets two sets. Without a graph: fresh tensors.
+        A layer's big per-step tensors live in buffers reused from one step (or prediction
+        block) to the next: fresh multi-MB tensors cost more in page faults than the
+        arithmetic they hold. A buffer stays valid until the same layer's same call in the
+        next forward, i.e. through this step's backward pass; a layer called twice in one
+        forward gets two sets. What a layer returns is never a scratch buffer or a view of
+        one (the user's code may keep it, or change it in place).
         """
-        if not torch.is_grad_enabled():
-            return lambda name, shape: torch.empty(shape, device=self.device)
         call = self._calls[owner] = self._calls.get(owner, -1) + 1
 
         def get(name: str, shape: tuple[int, ...]) -> Tensor:
             key = (owner, call, name)
             buf = self._scratch.get(key)
-            if buf is None or tuple(buf.shape) != tuple(shape):
-                buf = self._scratch[key] = torch.empty(shape, device=self.device)
-            return buf
+            size = math.prod(shape)
+            if buf is None or buf.numel() < size:
+                buf = self._scratch[key] = torch.empty(size, device=self.device)
+            # an epoch's last, smaller minibatch takes the front of the buffer: replacing
+            # it would map its pages afresh twice an epoch (page faults cost more than the
+            # step's arithmetic on these sizes)
+            return buf[:size].view(shape)
 
         return get
 

@@ -56,10 +56,6 @@ _NEG2 = torch.tensor(-2.0)
 Scratch = Callable[[str, tuple[int, ...]], Tensor]
 
 
-def _fresh(x: Tensor) -> Scratch:
-    return lambda name, shape: x.new_empty(shape)
-
-
 def _lstm_forward(
     x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Scratch
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -160,9 +156,8 @@ def _lstm_compiled_forward(
     c = ws("c", (k, steps + 1, bsz, h))
     c[:, 0] = c0
     tc = ws("tc", (k, steps, bsz, h))
-    out = x.new_empty(k, bsz, steps, h)
-    pre = ws("pre", (k, bsz, 4 * h))
-    compiled.forward(hxt, w.transpose(1, 2).contiguous(), pre, gates, c, tc, out)
+    out = x.new_empty(k, bsz, steps, h)  # the module's output: never a scratch view
+    compiled.forward(hxt, w.transpose(1, 2).contiguous(), gates, c, tc, out)
     return out, hxt, gates, c, tc
 
 
@@ -211,8 +206,8 @@ class _LSTMLayerFn(Function):
             dp = ctx.ws("dp", tuple(gates.shape))  # (K, T, B, 4H)
             dh0, dc0 = compiled.backward(dout, dc_last, w[:, :, :h].contiguous(), gates, c, tc, dp)
             # every step's weight gradient in one product: [h; x; 1]^T dP
-            xs = hx[:, :steps].reshape(k, steps * bsz, width)
-            dw = torch.bmm(xs.transpose(1, 2), dp.view(k, steps * bsz, rows)).transpose(1, 2)
+            dwt = ctx.ws("dw", (k, width, rows))
+            dw = compiled.weight_grad(hx, dp, dwt).transpose(1, 2)
         else:
             dw, dp, dh0, dc0 = _lstm_backward(dout, dc_last, w, hx, gates, c, tc, ctx.ws)
         gw_ih, gw_hh, gb_ih, gb_hh = ctx.grads
@@ -249,11 +244,10 @@ def _lstm_layer(
         return _LSTMLayerFn.apply(x, h0, c0, *leaves, grads, ws)
     w = _lstm_kernel(*leaves)  # type: ignore[arg-type]
     compiled = _lstm_ext.kernel(x)
-    fresh = _fresh(x)
     if compiled is not None:
-        out, _, _, c, _ = _lstm_compiled_forward(compiled, x, h0, c0, w, fresh)
-        return out, c[:, -1]
-    out, _, _, c, _ = _lstm_forward(x, h0, c0, w, fresh)
+        out, _, _, c, _ = _lstm_compiled_forward(compiled, x, h0, c0, w, ws)
+        return out, c[:, -1]  # a scratch view: FusedRNN stacks the layers' c_T (a copy)
+    out, _, _, c, _ = _lstm_forward(x, h0, c0, w, ws)
     return out, (c[-1] * 0.5).transpose(1, 2)
 
 
