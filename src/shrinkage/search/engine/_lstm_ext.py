@@ -246,6 +246,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 }
 """
 
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
+
 _STATE: dict[str, Any] = {"enabled": os.environ.get("SHRINKAGE_COMPILED_LSTM") == "1"}
 
 
@@ -254,11 +256,11 @@ def _load(verbose: bool = False) -> Any:
     if "module" not in _STATE:
         from torch.utils.cpp_extension import load_inline
 
-        digest = hashlib.sha256(_SOURCE.encode()).hexdigest()[:12]
+        digest = hashlib.sha256((_SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:12]
         _STATE["module"] = load_inline(
             name=f"shrinkage_fused_lstm_{digest}",
             cpp_sources=_SOURCE,
-            extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"],
+            extra_cflags=_FLAGS,
             verbose=verbose,
         )
     return _STATE["module"]
