@@ -592,6 +592,23 @@ def test_candidate_with_the_compiled_lstm_equals_candidate_alone(compiled, optim
     assert not _lstm_ext.is_compiled_lstm()
 
 
+@pytest.mark.parametrize(
+    "m, d, n, transposed", [(32, 41, 128, False), (7, 5, 13, False), (41, 640, 128, True)]
+)
+def test_the_compiled_kernels_tiles_multiply_as_bmm(compiled, m, d, n, transposed):
+    """Full 8 x 32 register tiles, edge tiles and a transposed (strided) left operand."""
+    with compiled(True):
+        kernel = _lstm_ext.kernel(torch.empty(1))
+    g = torch.Generator().manual_seed(0)
+    if transposed:  # the weight gradient's [h; x; 1]^T: a strided view
+        a = torch.randn(3, d, m, generator=g).transpose(1, 2)
+    else:
+        a = torch.randn(3, m, d, generator=g)
+    w = torch.randn(3, d, n, generator=g)
+    out = kernel.product(a, w, torch.empty(3, m, n))
+    torch.testing.assert_close(out, torch.bmm(a, w), atol=1e-4, rtol=1e-5)
+
+
 @pytest.mark.parametrize("on", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize(
     "factory, shape",

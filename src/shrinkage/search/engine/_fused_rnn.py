@@ -17,8 +17,10 @@ this a recurrent network could only be searched one candidate at a time. Here ea
   six elementwise ops and one product for ``dh``; the weight gradients of all steps are
   one product ``dP (K, 4H, T*B) @ [h; x; 1]^T``, accumulated into the flat gradient.
 
-With the optional compiled kernel (:mod:`shrinkage.search.engine._lstm_ext`) the
-elementwise part of an LSTM step is one pass in C++ instead of seven eager ops.
+With the optional compiled kernel (:mod:`shrinkage.search.engine._lstm_ext`) the whole
+time loop is C++: register-tiled products with the cell computed on their rows, in the
+layout "candidate, time, batch, feature" and torch's own gate order (i, f, g, o), so the
+kernel matrix is one transposed copy of the parameters and the gradients add straight back.
 """
 
 from __future__ import annotations
@@ -139,12 +141,30 @@ def _lstm_backward(
     return dwt.transpose(1, 2), dp, dh.transpose(1, 2), dc.transpose(1, 2)
 
 
+def _compiled_kernel(
+    w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, ws: Scratch
+) -> Tensor:
+    """``WT = [W_hh | W_ih | b_ih + b_hh]^T`` ``(K, H+In+1, 4H)``, torch's gate order: the
+    compiled kernel's right operand, written once (no reordering copy)."""
+    k, rows, n_in = w_ih.shape
+    h = rows // 4
+    wt = ws("wt", (k, h + n_in + 1, rows))
+    wt[:, :h].copy_(w_hh.transpose(1, 2))
+    wt[:, h : h + n_in].copy_(w_ih.transpose(1, 2))
+    if b_ih is None or b_hh is None:
+        wt[:, h + n_in].zero_()
+    else:
+        torch.add(b_ih, b_hh, out=wt[:, h + n_in])
+    return wt
+
+
 def _lstm_compiled_forward(
-    compiled: Any, x: Tensor, h0: Tensor, c0: Tensor, w: Tensor, ws: Scratch
+    compiled: Any, x: Tensor, h0: Tensor, c0: Tensor, wt: Tensor, ws: Scratch
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The compiled time loop, layout "candidate, time, batch, feature" (``_lstm_ext``):
-    returns ``out (K, B, T, H)``, ``HXT (K, T+1, B, H+In+1)``, ``G (K, T, B, 4H)``, ``C
-    (K, T+1, B, H)`` and ``TC (K, T, B, H)``."""
+    """The compiled time loop, layout "candidate, time, batch, feature" (``_lstm_ext``),
+    gates in torch's order (i, f, g, o); ``wt`` from :func:`_compiled_kernel`. Returns ``out
+    (K, B, T, H)``, ``HXT (K, T+1, B, H+In+1)``, ``G (K, T, B, 4H)``, ``C (K, T+1, B, H)``
+    and ``TC (K, T, B, H)``."""
     k, bsz, steps, n_in = x.shape
     h = h0.shape[2]
     hxt = ws("hx", (k, steps + 1, bsz, h + n_in + 1))
@@ -157,7 +177,7 @@ def _lstm_compiled_forward(
     c[:, 0] = c0
     tc = ws("tc", (k, steps, bsz, h))
     out = x.new_empty(k, bsz, steps, h)  # the module's output: never a scratch view
-    compiled.forward(hxt, w.transpose(1, 2).contiguous(), gates, c, tc, out)
+    compiled.forward(hxt, wt, gates, c, tc, out)
     return out, hxt, gates, c, tc
 
 
@@ -182,53 +202,79 @@ class _LSTMLayerFn(Function):
         ws: Scratch,
     ) -> tuple[Tensor, Tensor]:
         ctx.set_materialize_grads(False)
-        w = _lstm_kernel(w_ih, w_hh, b_ih, b_hh)
         compiled = _lstm_ext.kernel(x)
         if compiled is not None:
-            out, hx, gates, c, tc = _lstm_compiled_forward(compiled, x, h0, c0, w, ws)
+            wt = _compiled_kernel(w_ih, w_hh, b_ih, b_hh, ws)
+            out, hx, gates, c, tc = _lstm_compiled_forward(compiled, x, h0, c0, wt, ws)
             c_last = c[:, -1].clone()
+            ctx.save_for_backward(w_ih, w_hh, hx, gates, c, tc)
         else:
+            w = _lstm_kernel(w_ih, w_hh, b_ih, b_hh)
             out, hx, gates, c, tc = _lstm_forward(x, h0, c0, w, ws)
             c_last = (c[-1] * 0.5).transpose(1, 2)
-        ctx.save_for_backward(w, hx, gates, c, tc)
+            ctx.save_for_backward(w, hx, gates, c, tc)
         ctx.grads, ctx.has_bias, ctx.compiled, ctx.ws = grads, b_ih is not None, compiled, ws
         return out, c_last
 
     @staticmethod
     def backward(ctx: Any, dout: Tensor | None, dc_last: Tensor | None) -> tuple:
-        w, hx, gates, c, tc = ctx.saved_tensors
-        k, rows, width = w.shape
-        h = rows // 4
-        n_in = width - h - 1
-        compiled = ctx.compiled
-        if compiled is not None:
-            steps, bsz = gates.shape[1:3]
-            dp = ctx.ws("dp", tuple(gates.shape))  # (K, T, B, 4H)
-            dh0, dc0 = compiled.backward(dout, dc_last, w[:, :, :h].contiguous(), gates, c, tc, dp)
-            # every step's weight gradient in one product: [h; x; 1]^T dP
-            dwt = ctx.ws("dw", (k, width, rows))
-            dw = compiled.weight_grad(hx, dp, dwt).transpose(1, 2)
+        if ctx.compiled is not None:
+            dx, dh0, dc0 = _compiled_backward(ctx, dout, dc_last)
         else:
-            dw, dp, dh0, dc0 = _lstm_backward(dout, dc_last, w, hx, gates, c, tc, ctx.ws)
-        gw_ih, gw_hh, gb_ih, gb_hh = ctx.grads
-        order = torch.tensor(_LSTM_ORDER, device=dw.device)
-        dw = dw.reshape(k, 4, h, width)
-        gw_hh.view(k, 4, h, h).index_add_(1, order, dw[..., :h])
-        gw_ih.view(k, 4, h, n_in).index_add_(1, order, dw[..., h : h + n_in])
-        if ctx.has_bias:
-            db = dw[..., h + n_in]
-            gb_ih.view(k, 4, h).index_add_(1, order, db)
-            gb_hh.view(k, 4, h).index_add_(1, order, db)
-        dx = None
-        if ctx.needs_input_grad[0]:
-            w_x = w[:, :, h : h + n_in]  # (K, 4H, In)
-            if compiled is not None:  # dp (K, T, B, 4H)
-                dx = torch.bmm(dp.view(k, -1, rows), w_x).view(k, steps, bsz, n_in).transpose(1, 2)
-            else:  # dp (T, K, 4H, B)
-                dx = torch.matmul(w_x.transpose(1, 2), dp).permute(1, 3, 0, 2)
+            dx, dh0, dc0 = _eager_backward(ctx, dout, dc_last)
         dh = dh0 if ctx.needs_input_grad[1] else None
         dc = dc0 if ctx.needs_input_grad[2] else None
         return dx, dh, dc, None, None, None, None, None, None
+
+
+def _compiled_backward(
+    ctx: Any, dout: Tensor | None, dc_last: Tensor | None
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """``(dx, dh0, dc0)``; adds the weight gradients (torch's gate order) into the flat
+    gradient."""
+    w_ih, w_hh, hx, gates, c, tc = ctx.saved_tensors
+    k, steps, bsz, rows = gates.shape
+    h, n_in = rows // 4, w_ih.shape[2]
+    dp = ctx.ws("dp", tuple(gates.shape))  # (K, T, B, 4H)
+    dh0, dc0 = ctx.compiled.backward(dout, dc_last, w_hh, gates, c, tc, dp)
+    # every step's weight gradient in one product: [h; x; 1]^T dP
+    dwt = ctx.compiled.weight_grad(hx, dp, ctx.ws("dw", (k, h + n_in + 1, rows)))
+    gw_ih, gw_hh, gb_ih, gb_hh = ctx.grads
+    gw_hh.add_(dwt[:, :h].transpose(1, 2))
+    gw_ih.add_(dwt[:, h : h + n_in].transpose(1, 2))
+    if ctx.has_bias:
+        gb_ih.add_(dwt[:, h + n_in])
+        gb_hh.add_(dwt[:, h + n_in])
+    dx = None
+    if ctx.needs_input_grad[0]:
+        dx = torch.bmm(dp.view(k, -1, rows), w_ih).view(k, steps, bsz, n_in).transpose(1, 2)
+    return dx, dh0, dc0
+
+
+def _eager_backward(
+    ctx: Any, dout: Tensor | None, dc_last: Tensor | None
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """``(dx, dh0, dc0)``; adds the weight gradients (from the internal gate order) into
+    the flat gradient."""
+    w, hx, gates, c, tc = ctx.saved_tensors
+    k, rows, width = w.shape
+    h = rows // 4
+    n_in = width - h - 1
+    dw, dp, dh0, dc0 = _lstm_backward(dout, dc_last, w, hx, gates, c, tc, ctx.ws)
+    gw_ih, gw_hh, gb_ih, gb_hh = ctx.grads
+    order = torch.tensor(_LSTM_ORDER, device=dw.device)
+    dw = dw.reshape(k, 4, h, width)
+    gw_hh.view(k, 4, h, h).index_add_(1, order, dw[..., :h])
+    gw_ih.view(k, 4, h, n_in).index_add_(1, order, dw[..., h : h + n_in])
+    if ctx.has_bias:
+        db = dw[..., h + n_in]
+        gb_ih.view(k, 4, h).index_add_(1, order, db)
+        gb_hh.view(k, 4, h).index_add_(1, order, db)
+    dx = None
+    if ctx.needs_input_grad[0]:  # dp (T, K, 4H, B)
+        w_x = w[:, :, h : h + n_in]  # (K, 4H, In)
+        dx = torch.matmul(w_x.transpose(1, 2), dp).permute(1, 3, 0, 2)
+    return dx, dh0, dc0
 
 
 def _lstm_layer(
@@ -242,11 +288,12 @@ def _lstm_layer(
     """``(out (K, B, T, H), c_T (K, B, H))`` of one layer, with or without a graph."""
     if torch.is_grad_enabled():
         return _LSTMLayerFn.apply(x, h0, c0, *leaves, grads, ws)
-    w = _lstm_kernel(*leaves)  # type: ignore[arg-type]
     compiled = _lstm_ext.kernel(x)
     if compiled is not None:
-        out, _, _, c, _ = _lstm_compiled_forward(compiled, x, h0, c0, w, ws)
+        wt = _compiled_kernel(*leaves, ws)  # type: ignore[arg-type]
+        out, _, _, c, _ = _lstm_compiled_forward(compiled, x, h0, c0, wt, ws)
         return out, c[:, -1]  # a scratch view: FusedRNN stacks the layers' c_T (a copy)
+    w = _lstm_kernel(*leaves)  # type: ignore[arg-type]
     out, _, _, c, _ = _lstm_forward(x, h0, c0, w, ws)
     return out, (c[-1] * 0.5).transpose(1, 2)
 

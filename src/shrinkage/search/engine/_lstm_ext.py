@@ -114,10 +114,10 @@ static void gemm(int64_t M, int64_t N, int64_t D, const float* A, int64_t sr, in
 
 // Layout "candidate, time, batch, feature". HXT (K, T+1, B, D): row (k, t, b) is
 // [h_{t-1} | x_t | 1] (x, ones and h0 filled by the caller); WT (K, D, 4H): the kernel,
-// transposed, gates (o, i, f, g). Fills G (K, T, B, 4H) with the activated gates, C (K, T+1,
-// B, H) with the cell states (C[:, 0] given), TC (K, T, B, H) = tanh(C[:, 1:]), h_t into
-// HXT[:, t+1, :, :H] and out (K, B, T, H). Per step and candidate, each block of TR rows:
-// its gates' product into an L1-sized buffer, then the cell on them.
+// transposed, gates in torch's order (i, f, g, o). Fills G (K, T, B, 4H) with the activated
+// gates, C (K, T+1, B, H) with the cell states (C[:, 0] given), TC (K, T, B, H) =
+// tanh(C[:, 1:]), h_t into HXT[:, t+1, :, :H] and out (K, B, T, H). Per step and candidate,
+// each block of TR rows: its gates' product into an L1-sized buffer, then the cell on them.
 void lstm_forward(at::Tensor HXT, at::Tensor WT, at::Tensor G, at::Tensor C, at::Tensor TC,
                   at::Tensor out) {
   const int64_t K = HXT.size(0), T = HXT.size(1) - 1, B = HXT.size(2), D = HXT.size(3);
@@ -137,14 +137,14 @@ void lstm_forward(at::Tensor HXT, at::Tensor WT, at::Tensor G, at::Tensor C, at:
         gemm(rn, H4, D, a, D, 1, w_ + k * D * H4, H4, pre.data(), H4, false);
         for (int64_t b = b0; b < b0 + rn; ++b) {
           const int64_t kb = k * B + b, ktb = (k * T + t) * B + b;
-          const float* zo = pre.data() + (b - b0) * H4;
-          const float* zi = zo + H;
-          const float* zf = zo + 2 * H;
-          const float* zg = zo + 3 * H;
-          float* go = g_ + ktb * H4;
-          float* gi = go + H;
-          float* gf = go + 2 * H;
-          float* gg = go + 3 * H;
+          const float* zi = pre.data() + (b - b0) * H4;
+          const float* zf = zi + H;
+          const float* zg = zi + 2 * H;
+          const float* zo = zi + 3 * H;
+          float* gi = g_ + ktb * H4;
+          float* gf = gi + H;
+          float* gg = gi + 2 * H;
+          float* go = gi + 3 * H;
           const float* cp = c_ + ((k * (T + 1) + t) * B + b) * H;
           float* cn = c_ + ((k * (T + 1) + t + 1) * B + b) * H;
           float* tc = tc_ + ktb * H;
@@ -192,18 +192,18 @@ std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dcT, at::Tenso
         const int64_t rn = std::min<int64_t>(TR, B - b0);
         for (int64_t b = b0; b < b0 + rn; ++b) {
           const int64_t kb = k * B + b, ktb = (k * T + t) * B + b;
-          const float* go = g_ + ktb * H4;
-          const float* gi = go + H;
-          const float* gf = go + 2 * H;
-          const float* gg = go + 3 * H;
+          const float* gi = g_ + ktb * H4;
+          const float* gf = gi + H;
+          const float* gg = gi + 2 * H;
+          const float* go = gi + 3 * H;
           const float* cp = c_ + ((k * (T + 1) + t) * B + b) * H;
           const float* tc = tc_ + ktb * H;
           const float* dhk = dh_ + kb * H;
           const float* dok = has_out ? do_ + (kb * T + t) * H : nullptr;
-          float* po = dp_ + ktb * H4;
-          float* pi = po + H;
-          float* pf = po + 2 * H;
-          float* pg = po + 3 * H;
+          float* pi = dp_ + ktb * H4;
+          float* pf = pi + H;
+          float* pg = pi + 2 * H;
+          float* po = pi + 3 * H;
           float* dck = dc_ + kb * H;
 #pragma omp simd
           for (int64_t r = 0; r < H; ++r) {
@@ -227,22 +227,47 @@ std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dcT, at::Tenso
 }
 
 // The weight gradient of every step at once: fills dWT (K, D, 4H) with the sum over (t, b)
-// of HXT[k, t, b]^T dPT[k, t, b] (rows t < T of HXT).
+// of HXT[k, t, b]^T dPT[k, t, b] (rows t < T of HXT). HXT's last column is the bias's 1: its
+// row of dWT is the column sum of dPT (a 1-row edge tile would cost a fifth of the product).
 void lstm_weight_grad(at::Tensor HXT, at::Tensor dPT, at::Tensor dwt) {
   const int64_t K = HXT.size(0), T = dPT.size(1), B = HXT.size(2), D = HXT.size(3);
   const int64_t H4 = dPT.size(3), rows = T * B;
   const float* hx_ = HXT.data_ptr<float>();
   const float* dp_ = dPT.data_ptr<float>();
   float* o_ = dwt.data_ptr<float>();
+  for (int64_t k = 0; k < K; ++k) {
+    const float* dp = dp_ + k * rows * H4;
+    float* o = o_ + k * D * H4;
+    gemm(D - 1, H4, rows, hx_ + k * (T + 1) * B * D, 1, D, dp, H4, o, H4, false);
+    float* bias = o + (D - 1) * H4;
+    for (int64_t j = 0; j < H4; ++j) bias[j] = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = dp + r * H4;
+#pragma omp simd
+      for (int64_t j = 0; j < H4; ++j) bias[j] += row[j];
+    }
+  }
+}
+
+// P[k] = A[k] W[k] for every k with the kernel's register tiles: A (K, M, D) any strides,
+// W (K, D, N) with unit stride along N, P (K, M, N) contiguous. For the tests and
+// bench/lstm_products.py.
+void batched_product(at::Tensor A, at::Tensor W, at::Tensor P) {
+  TORCH_CHECK(W.stride(2) == 1 && P.is_contiguous(), "W needs unit column stride, P contiguous");
+  const int64_t K = A.size(0), M = A.size(1), D = A.size(2), N = W.size(2);
+  const float* a = A.data_ptr<float>();
+  const float* w = W.data_ptr<float>();
+  float* p = P.data_ptr<float>();
   for (int64_t k = 0; k < K; ++k)
-    gemm(D, H4, rows, hx_ + k * (T + 1) * B * D, 1, D, dp_ + k * rows * H4, H4,
-         o_ + k * D * H4, H4, false);
+    gemm(M, N, D, a + k * A.stride(0), A.stride(1), A.stride(2), w + k * W.stride(0),
+         W.stride(1), p + k * M * N, N, false);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("lstm_weight_grad", &lstm_weight_grad);
+  m.def("batched_product", &batched_product);
 }
 """
 
@@ -289,6 +314,12 @@ class _Kernel:
         dPT[k, t, b]``."""
         self._m.lstm_weight_grad(hxt, dpt, dwt)
         return dwt
+
+    def product(self, a: Tensor, w: Tensor, out: Tensor) -> Tensor:
+        """``out[k] = a[k] @ w[k]`` with the kernel's register tiles (``w`` with unit column
+        stride, ``out`` contiguous): for the tests and ``bench/lstm_products.py``."""
+        self._m.batched_product(a, w, out)
+        return out
 
     def backward(
         self,
