@@ -50,6 +50,8 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py --threads 1 --clock cpu --optimizer sgd
 	$(PY) bench/search.py
 	$(PY) bench/search_networks.py --compiled
+	$(PY) bench/lstm_products.py
+	$(PY) bench/predict_block.py
 	$(PY) bench/per_layer.py
 	$(PY) bench/per_layer.py --no-optuna --repeat 3 --json bench/results/per_layer-ab.json
 	$(PY) bench/report.py
@@ -66,5 +68,7 @@ bench-quick: $(STAMP)
 	$(PY) bench/report.py --quick
 	$(PY) bench/dask_search.py --quick
 	$(PY) bench/search_networks.py --quick
+	$(PY) bench/lstm_products.py --quick
+	$(PY) bench/predict_block.py --quick
 	$(PY) bench/model_swap.py --quick
 	$(PY) bench/moons_case_study.py --quick

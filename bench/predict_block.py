@@ -4,8 +4,9 @@ A search scores every candidate on its training and validation rows, in blocks o
 (:func:`shrinkage.search.engine.predict_stack`). The block is sized by bytes:
 :func:`~shrinkage.search.engine.predict_rows` gives ``PREDICT_BYTES // (K * row_bytes)``
 rows per candidate, ``row_bytes`` being what one candidate's forward keeps per row
-(measured once per search). This script times one scoring pass of five stacks at budgets
-from 2 MiB to 64 MiB and at the former fixed 4096 rows per candidate:
+(measured once per search), and at least ``PREDICT_MIN_ROWS``. This script times one
+scoring pass of five stacks at budgets from 2 MiB to 64 MiB (without the floor), at the
+rule's own block ("rule") and at the former fixed 4096 rows per candidate:
 
 * ``mlp50-32``: 50 MLPs 20-32-32-1 on 1,000 rows;
 * ``mlp50-64``: 50 MLPs 20-64-64-1 on 5,000 rows;
@@ -70,7 +71,7 @@ def _stack(case: str):  # noqa: ANN202 - (stack, X, index, row_bytes)
 def _measure(case: str, reps: int) -> dict:
     import torch
 
-    from shrinkage.search.engine import predict_stack
+    from shrinkage.search.engine import predict_rows, predict_stack
     from shrinkage.search.engine._memory import PREDICT_ROWS
 
     torch.set_num_threads(1)
@@ -79,6 +80,7 @@ def _measure(case: str, reps: int) -> dict:
     blocks = {
         f"{m} MiB": max(1, min(PREDICT_ROWS, m * 2**20 // (k * row_bytes))) for m in BUDGETS_MIB
     }
+    blocks["rule"] = predict_rows(k, row_bytes)
     blocks[f"{PREDICT_ROWS} rows (before)"] = PREDICT_ROWS
     times: dict[str, list[float]] = {name: [] for name in blocks}
     predict_stack(stack, X, index, 64)  # warm-up

@@ -33,7 +33,7 @@ from shrinkage.search import (
 from shrinkage.search._candidates import scores
 from shrinkage.search._results import choose
 from shrinkage.search.engine import StackPath, TrainSettings, predict_rows
-from shrinkage.search.engine._memory import PREDICT_BYTES, PREDICT_ROWS
+from shrinkage.search.engine._memory import PREDICT_BYTES, PREDICT_MIN_ROWS, PREDICT_ROWS
 
 
 def _classification(n=50, classes=2, seed=0):
@@ -153,9 +153,9 @@ def test_chunking_gives_the_results_of_one_chunk():
 
 def test_prediction_blocks_hold_the_byte_budget():
     assert predict_rows(18, None) == PREDICT_ROWS
-    assert predict_rows(18, 10**12) == 1
+    assert predict_rows(18, 10**12) == PREDICT_MIN_ROWS
     assert predict_rows(1, 1) == PREDICT_ROWS
-    for k, row_bytes in [(18, 14_000), (250, 424), (50, 260)]:
+    for k, row_bytes in [(50, 260), (250, 424), (50, 516)]:
         rows = predict_rows(k, row_bytes)
         assert rows * k * row_bytes <= PREDICT_BYTES < (rows + 1) * k * row_bytes
     setup = _search().prepare(*_classification())
@@ -167,10 +167,10 @@ def test_prediction_blocks_hold_the_byte_budget():
 
 
 def test_scores_do_not_depend_on_the_prediction_block():
-    X, y = _classification()
+    X, y = _classification(n=300)  # every candidate scores 300 rows: five blocks of 64
     setup = _search().prepare(X, y)
     whole = run_chunk(setup.data, setup.specs)
-    setup.data.row_bytes = PREDICT_BYTES  # one row per candidate per forward pass
+    setup.data.row_bytes = PREDICT_BYTES  # the fewest rows per candidate per forward pass
     blocks = run_chunk(setup.data, setup.specs)
     for a, b in zip(whole.rows, blocks.rows):
         for key in ("test_score", "train_score", "test_loss_score"):

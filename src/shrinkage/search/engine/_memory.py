@@ -15,12 +15,15 @@ PREDICT_ROWS = 4096
 #: What one prediction block may allocate, all candidates together. Larger blocks are
 #: slower on a CPU, not faster: their tensors leave the caches and glibc maps them fresh
 #: (page faults) on every pass (``bench/predict_block.py``).
-PREDICT_BYTES = 16 * 2**20
+PREDICT_BYTES = 8 * 2**20
+#: ... but at least this many rows per candidate: below it a pass spends more in its
+#: per-call work (a recurrent layer's time loop) than the smaller block saves.
+PREDICT_MIN_ROWS = 64
 
 
 def predict_rows(k: int, row_bytes: int | None) -> int:
     """Rows per candidate in one prediction block: ``clip(PREDICT_BYTES // (k * row_bytes),
-    1, PREDICT_ROWS)``, or ``PREDICT_ROWS`` when ``row_bytes`` is unknown.
+    PREDICT_MIN_ROWS, PREDICT_ROWS)``, or ``PREDICT_ROWS`` when ``row_bytes`` is unknown.
 
     Args:
         k: candidates in the stack.
@@ -30,12 +33,15 @@ def predict_rows(k: int, row_bytes: int | None) -> int:
         Rows per candidate per forward pass.
 
     Example:
+        >>> predict_rows(50, 260)
+        645
         >>> predict_rows(18, 14_000)
-        66
+        64
     """
     if not row_bytes or row_bytes <= 0:
         return PREDICT_ROWS
-    return int(min(PREDICT_ROWS, max(1, PREDICT_BYTES // (max(1, k) * row_bytes))))
+    fits = PREDICT_BYTES // (max(1, k) * row_bytes)
+    return int(min(PREDICT_ROWS, max(PREDICT_MIN_ROWS, fits)))
 
 
 def estimate_bytes(
