@@ -20,7 +20,7 @@ turn; medians of 7 repetitions.
 
 Run::
 
-    python bench/predict_block.py            # about a minute
+    python bench/predict_block.py            # about 30 s
     python bench/predict_block.py --quick    # two stacks, 2 repetitions
 """
 

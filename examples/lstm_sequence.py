@@ -18,7 +18,7 @@ every candidate LSTM (strength x kernel x fold) trains at once as one fused netw
 time loop shared and the gate products of all candidates batched (``torch.func`` cannot
 run ``nn.LSTM`` at all). ``--compiled`` turns on the optional compiled LSTM kernel
 (``shrinkage.search.engine.enable_compiled_lstm``: needs a C++ compiler and ninja, builds
-in about a minute the first time).
+in about 30 s the first time).
 
 Run::
 

@@ -555,7 +555,7 @@ def test_a_contiguous_layout_is_chosen_for_a_forward_that_views_conv_outputs():
 
 @pytest.fixture(scope="module")
 def compiled():
-    """The compiled LSTM kernel, built once (about a minute the first time; then cached)."""
+    """The compiled LSTM kernel, built once (about 30 s the first time; then cached)."""
     try:
         _lstm_ext.enable_compiled_lstm(True)
     except ShrinkageError as err:  # no C++ compiler or ninja: the eager path is what runs

@@ -7,12 +7,11 @@ products: per step and candidate, each block of 8 rows gets its gates' product f
 register tile (8 x 32 accumulators), then the cell's elementwise work on them while they are
 in L1; backward, the cell's gradient and then the same rows' recurrent gradient. The weight
 gradient of all steps is one tiled product after the loop. On these shapes (a few dozen
-rows times one candidate's 41 x 128 kernel) the tile runs at 85-100% of this CPU's sgemm
-rate where MKL's batched GEMM ran at 50-65% (``bench/search_networks.py --compiled``). The
-layout is "candidate, time, batch, feature"; the results agree with the eager path to float
-rounding.
+rows times one candidate's 41 x 128 kernel) the tile runs at 87-107% of this CPU's sgemm
+rate where MKL's batched GEMM runs at 72-78% (``bench/lstm_products.py``). The layout is
+"candidate, time, batch, feature"; the results agree with the eager path to float rounding.
 
-Off by default: building it needs a C++ compiler and ``ninja`` and takes about a minute
+Off by default: building it needs a C++ compiler and ``ninja`` and takes about 30 s
 the first time (then it is cached in ``~/.cache/torch_extensions``). Turn it on with
 :func:`enable_compiled_lstm` (or ``SHRINKAGE_COMPILED_LSTM=1``); the eager path is used
 whenever it is off, cannot be built, or the tensors are not float32 on a CPU.
@@ -62,8 +61,8 @@ static inline float tanh_(float x) { return 2.0f / (1.0f + exp_(-2.0f * x)) - 1.
 
 // The products. A register tile: P[r][j] (+)= sum_d A[r*sr + d*sd] * W[d*ldw + j] for
 // r < R, j < J (runtime bounds rn <= R, jn <= J at the edges). MKL's batched GEMM runs these
-// shapes (a few dozen rows, one candidate's kernel) at 50-65% of its large-matrix rate; a
-// tile whose accumulators stay in registers runs them at 85-100%.
+// shapes (a few dozen rows, one candidate's kernel) at 72-78% of its large-matrix rate; a
+// tile whose accumulators stay in registers runs them at 87-107% (bench/lstm_products.py).
 constexpr int TR = 8, TJ = 32;
 
 template <bool Full>
