@@ -16,7 +16,7 @@ Numbers are means over a few seeds (a single run of a CNN on 539 images is noisy
 
 Run::
 
-    python examples/cnn_digits.py          # ~40 s of CPU, one thread (1-2 min wall on busy cores)
+    python examples/cnn_digits.py          # ~28 s on one idle thread, imports included
     python examples/cnn_digits.py --quick  # a few seconds: the smoke run of the tests
 
 ``examples/compaction.py`` reuses the data, the network and the training loop from here.

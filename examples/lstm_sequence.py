@@ -22,7 +22,7 @@ in about 30 s the first time).
 
 Run::
 
-    python examples/lstm_sequence.py             # ~35 s of CPU on one thread (under a minute wall)
+    python examples/lstm_sequence.py             # ~28 s on one idle thread, imports included
     python examples/lstm_sequence.py --quick     # a few seconds: the smoke run of the tests
     python examples/lstm_sequence.py --compiled  # the search with the compiled LSTM kernel
 """
