@@ -117,7 +117,7 @@ class SearchData:
         path: how the factory's candidates train (:func:`~shrinkage.search.engine.choose_path`,
             decided once per search); None: decided by each chunk.
         row_bytes: what one candidate's forward keeps per row (measured once per search,
-            :func:`~shrinkage.search._setup.row_bytes`): sizes the prediction blocks.
+            :func:`~shrinkage.search._setup.footprint`): sizes the prediction blocks.
     """
 
     X: Tensor

@@ -223,8 +223,9 @@ def build_setup(search: Any, X: Any, y: Any) -> SearchSetup:
     if halving:
         ranked = len(configs) - len(protected)
         rungs = rung_epochs(ranked, settings.epochs, factor, min_epochs)
-    data.row_bytes = row_bytes(data)
-    per_candidate, shared = candidate_bytes(data)
+    measured = footprint(data)
+    data.row_bytes = measured[1]
+    per_candidate, shared = candidate_bytes(data, measured)
     n_chunks, per_chunk = chunk_layout(len(specs), per_candidate, shared, memory)
     if data.factory is None:
         path = ("mlp", "the library's MLP: batched matrix products, hand-written backward")
@@ -354,32 +355,36 @@ def n_layers_of(data: SearchData) -> int:
     return stack_path(data).build(data.factory, [0], "cpu").n_layers
 
 
-def row_bytes(data: SearchData) -> int:
-    """Bytes one candidate's forward pass keeps per row: on the factory paths, what
-    autograd saves for a minibatch of a probe stack divided by its rows; on the MLP path,
-    ``4 * sum(widths[1:])`` (each layer's output). Sizes the prediction blocks
+def footprint(data: SearchData) -> tuple[int, int]:
+    """``(parameters of one candidate, bytes its forward pass keeps per row)``.
+
+    On the factory paths both come from one probe stack of the path: what autograd saves
+    for a minibatch, divided by its rows. On the MLP path: the layer sizes, and ``4 *
+    sum(widths[1:])`` (each layer's output). The row bytes size the prediction blocks
     (:func:`~shrinkage.search.engine.predict_rows`) and the chunks (:func:`candidate_bytes`).
     """
     if data.factory is None:
-        return data.X.element_size() * sum(data.sizes[1:])
+        widths = data.sizes
+        n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+        return n_params, data.X.element_size() * sum(widths[1:])
     train_rows = max(len(tr) for tr, _ in data.folds)
     batch = max(1, min(data.settings.batch_size, train_rows))
     probe = stack_path(data).build(data.factory, [0, 1], data.device)
-    return max(1, saved_bytes(probe, _probe_inputs(data.X, 2, batch)) // (2 * batch))
+    saved = saved_bytes(probe, _probe_inputs(data.X, 2, batch))
+    return probe.n_params, max(1, saved // (2 * batch))
 
 
-def candidate_bytes(data: SearchData) -> tuple[int, int]:
-    """``(bytes per candidate, bytes every chunk shares)`` of a search on ``data``."""
+def candidate_bytes(data: SearchData, measured: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(bytes per candidate, bytes every chunk shares)`` of a search on ``data``;
+    ``measured``: its :func:`footprint`, when the caller has it."""
     train_rows = max(len(tr) for tr, _ in data.folds)
-    measured = None
+    n_params, row_bytes = footprint(data) if measured is None else measured
+    activations = None
     if data.factory is None:
         widths = data.sizes
-        n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
     else:
         # What autograd keeps for a minibatch, measured on a probe stack of the path.
-        n_params = stack_path(data).build(data.factory, [0], data.device).n_params
-        batch = max(1, min(data.settings.batch_size, train_rows))
-        measured = (data.row_bytes or row_bytes(data)) * batch
+        activations = row_bytes * max(1, min(data.settings.batch_size, train_rows))
         widths = [math.prod(data.X.shape[1:]), data.settings.n_outputs]
     per = estimate_bytes(
         n_params,
@@ -388,7 +393,7 @@ def candidate_bytes(data: SearchData) -> tuple[int, int]:
         data.settings.batch_size,
         train_rows,
         autograd=data.factory is not None,
-        activation_bytes=measured,
+        activation_bytes=activations,
     )
     # Scoring keeps every candidate's outputs on all rows, and its masks.
     per += data.n_rows * (8 * data.settings.n_outputs + 2 + 32)
