@@ -181,6 +181,72 @@ def test_a_worker_that_dies_mid_chunk_loses_nothing(
         }
 
 
+class _Done:
+    """A finished (or cancelled) future of the fake cluster below."""
+
+    def __init__(self, value, cancelled=False):
+        self.value, self._cancelled = value, cancelled
+
+    def cancelled(self):
+        return self._cancelled
+
+    def result(self):
+        return self.value
+
+    def release(self):
+        pass
+
+
+class _LosingClient:
+    """A cluster whose dying workers take the scattered data with them ``losses`` times:
+    the tasks of chunk 1 are cancelled ("already forgotten") that often."""
+
+    def __init__(self, losses):
+        self.losses, self.scatters = losses, 0
+
+    def scatter(self, data, broadcast, hash):
+        self.scatters += 1
+        return _Done(data)
+
+    def submit(self, task, function, shared, specs, keep_states, n_threads, pure, retries):
+        if specs == [1] and self.losses:
+            self.losses -= 1
+            return _Done(None, cancelled=True)
+        return _Done(task(function, shared.value, specs, keep_states, n_threads))
+
+
+@pytest.mark.parametrize("losses, retries", [(1, 1), (2, 2), (2, 1)])
+def test_chunks_whose_data_a_dying_worker_took_are_submitted_again(monkeypatch, losses, retries):
+    from shrinkage.search import _distributed
+
+    monkeypatch.setattr(
+        _distributed, "require_distributed", lambda: type("D", (), {"as_completed": list})
+    )
+    client = _LosingClient(losses)
+    chunks = {0: [0], 1: [1], 2: [2]}
+    seen = []
+
+    def function(data, specs, keep_states=False):
+        return (data, specs[0])
+
+    def submit():
+        return _distributed.submit_chunks(
+            client, "data", chunks, function, retries=retries, on_result=lambda i, r: seen.append(i)
+        )
+
+    if losses > retries:
+        with pytest.raises(ShrinkageError) as caught:
+            submit()
+        assert str(caught.value) == (
+            "The dask cluster lost the search data 2 times (workers died); chunks [1] did not "
+            "finish. Got retries=1."
+        )
+        return
+    assert submit() == {0: ("data", 0), 1: ("data", 1), 2: ("data", 2)}
+    assert client.scatters == losses + 1  # the data scattered afresh for each new round
+    assert sorted(seen) == [0, 1, 2] and seen.count(1) == 1
+
+
 def test_missing_dask_gives_the_install_command(monkeypatch, classification_data, small_search):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now fails
     with pytest.raises(ShrinkageError) as caught:

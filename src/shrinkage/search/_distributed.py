@@ -117,7 +117,9 @@ def submit_chunks(
 
     The data is scattered once (to every worker); each chunk is one task. A chunk whose
     worker dies is rescheduled by dask on another worker; a chunk whose function raises is
-    retried ``retries`` times, then its error is raised here.
+    retried ``retries`` times, then its error is raised here. Chunks the cluster cancels
+    because a dying worker took the last copy of the data with it are submitted again,
+    with the data scattered afresh, up to ``retries`` times.
 
     Args:
         client: a connected ``dask.distributed.Client``.
@@ -133,7 +135,8 @@ def submit_chunks(
         The results by chunk index.
 
     Raises:
-        ShrinkageError: dask.distributed missing, or no client given.
+        ShrinkageError: dask.distributed missing, or no client given, or the data lost
+            more than ``retries`` times.
     """
     distributed = require_distributed()
     if client is None:
@@ -143,6 +146,47 @@ def submit_chunks(
         )
     if not chunks:
         return {}
+    results: dict[int, Any] = {}
+    pending = dict(chunks)
+    # Scattered data lives on the workers: a worker that dies can take the last copy with
+    # it (the cluster then cancels the tasks that need it, "already forgotten"). Those
+    # chunks are submitted again with the data scattered afresh, a bounded number of times.
+    for _ in range(retries + 1):
+        lost = _submit_round(
+            client,
+            distributed,
+            data,
+            pending,
+            function,
+            keep_states,
+            n_threads,
+            retries,
+            results,
+            on_result,
+        )
+        if not lost:
+            return results
+        pending = {index: chunks[index] for index in lost}
+    raise ShrinkageError(
+        f"The dask cluster lost the search data {retries + 1} times (workers died); "
+        f"chunks {sorted(pending)} did not finish. Got retries={retries}."
+    )
+
+
+def _submit_round(
+    client: Any,
+    distributed: Any,
+    data: Any,
+    chunks: Mapping[int, Sequence[Any]],
+    function: Callable[..., Any],
+    keep_states: bool,
+    n_threads: int | None,
+    retries: int,
+    results: dict[int, Any],
+    on_result: Callable[[int, Any], Any] | None,
+) -> list[int]:
+    """Scatter ``data``, run ``chunks``, put what finishes in ``results``; return the
+    indices of the chunks the cluster cancelled because their data was lost."""
     # A fresh key per call: with the default content hash, a later stage (a refinement, the
     # next rung) scattering the same data would get the same key, and releasing this
     # stage's future could cancel the next stage's tasks ("lost dependencies").
@@ -160,14 +204,18 @@ def submit_chunks(
         ): index
         for index, specs in chunks.items()
     }
-    results: dict[int, Any] = {}
+    lost: list[int] = []
     try:
         for future in distributed.as_completed(list(futures)):
             index = futures[future]
+            if future.cancelled():
+                lost.append(index)
+                continue
             results[index] = future.result()
             if on_result is not None:
                 on_result(index, results[index])
     finally:
         for future in futures:
             future.release()
-    return results
+        shared.release()
+    return lost
