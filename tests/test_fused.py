@@ -305,6 +305,20 @@ class WideLSTM(nn.Module):
         return self.head(torch.cat([out[:, -1], c[0]], 1))
 
 
+class PlainLSTM(nn.Module):
+    """Sequence-first (a strided input for the kernel), no biases, given initial states."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 12, bias=False)
+        self.head = nn.Linear(24, 2)
+
+    def forward(self, x):  # x (N, T, In)
+        h0 = torch.tanh(x[:, 0, :1]).expand(-1, 12).unsqueeze(0).contiguous()
+        out, (_, c) = self.rnn(x.transpose(0, 1), (h0, -0.5 * h0))
+        return self.head(torch.cat([out[-1], c[0]], 1))
+
+
 class CellState(nn.Module):
     """Returns a view of the LSTM's c_n: a prediction block must not alias the next one's."""
 
@@ -390,6 +404,7 @@ def norm_cnn():
 LAYER_CASES = {
     "lstm 2 layers bidirectional, h_n": (DeepLSTM, lambda: torch.randn(3, 5, 7, 4)),
     "lstm 40 wide, c_n": (WideLSTM, lambda: torch.randn(3, 21, 4, 5)),
+    "lstm sequence-first, no bias, initial states": (PlainLSTM, lambda: torch.randn(3, 6, 9, 5)),
     "gru sequence-first 2 layers bidirectional": (SeqFirstGRU, lambda: torch.randn(3, 5, 6, 4)),
     "conv1d same/reflect/stride/dilation/groups": (OddConv1d, lambda: torch.randn(3, 5, 3, 16)),
     "embedding, encoder (causal), attention weights": (
@@ -564,7 +579,14 @@ def compiled():
     return _lstm_ext.compiled_lstm
 
 
-@pytest.mark.parametrize("case", ["lstm 2 layers bidirectional, h_n", "lstm 40 wide, c_n"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "lstm 2 layers bidirectional, h_n",
+        "lstm 40 wide, c_n",
+        "lstm sequence-first, no bias, initial states",
+    ],
+)
 def test_compiled_lstm_equals_the_eager_one(compiled, case):
     factory, make_x = LAYER_CASES[case]
     x = make_x()

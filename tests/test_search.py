@@ -30,7 +30,13 @@ from shrinkage.search import (
     parse_memory,
     run_chunk,
 )
-from shrinkage.search._candidates import scores
+from shrinkage.search._candidates import (
+    ChunkRun,
+    _divergence,
+    _objective,
+    predict_stack,
+    scores,
+)
 from shrinkage.search._results import choose
 from shrinkage.search.engine import StackPath, TrainSettings, predict_rows
 from shrinkage.search.engine._memory import PREDICT_BYTES, PREDICT_MIN_ROWS, PREDICT_ROWS
@@ -400,6 +406,51 @@ def test_diverged_candidates_score_nan_and_rank_last():
     blown = r["param_strength"] == 1e12
     assert np.isnan(r["mean_test_score"][blown]).all() and (r["n_diverged"][blown] == 3).all()
     assert (r["rank_test_score"][blown] > r["rank_test_score"][~blown].max()).all()
+
+
+class _FiniteStack:
+    k, device = 2, torch.device("cpu")
+    tensors = [torch.ones(2, 3)]
+
+
+def test_divergence_asks_for_the_start_only_when_a_loss_ends_high():
+    """The reference is max(start, zero-output loss): an end within 1000 times the zero
+    loss cannot have diverged, so the starting objective (a pass over the data) is skipped."""
+    asked = []
+
+    def start():
+        asked.append(True)
+        return np.array([10.0, 3.0])
+
+    zero = np.array([1.0, 1.0])
+    assert _divergence(_FiniteStack(), np.array([2.0, 900.0]), zero, start) == ["", ""]
+    assert not asked
+    reasons = _divergence(_FiniteStack(), np.array([5000.0, 5000.0]), zero, start)
+    assert asked == [True]
+    assert reasons == ["", "loss rose from 3 to 5000, over 1000 times its start"]
+    nan = _divergence(_FiniteStack(), np.array([np.nan, 2.0]), zero, start)
+    assert nan == ["loss became NaN/inf", ""] and asked == [True]
+
+
+def test_the_start_objective_is_that_of_the_starting_weights_and_restores_the_trained():
+    X, y = _classification()
+    data = _search(estimator=_estimator(epochs=3), strengths=[1e-3, 1e-1]).prepare(X, y).data
+    specs = _search(estimator=_estimator(epochs=3), strengths=[1e-3, 1e-1]).prepare(X, y).specs
+    chunk = ChunkRun(data, specs)
+    stack = chunk.stack
+    index, train_mask, _ = chunk._rows()
+    outputs = predict_stack(stack, data.X, index, 64)
+    expected = _objective(stack, outputs, data, train_mask, chunk._l1, chunk._l2)
+    chunk.train_to(3)
+    trained = stack.flat.clone()
+    np.testing.assert_allclose(chunk._start_objective(), expected, rtol=1e-6)
+    assert torch.equal(stack.flat, trained)
+    chunk.keep([specs[2].index, specs[0].index])  # the objective already computed
+    np.testing.assert_allclose(chunk._start_objective(), expected[[2, 0]], rtol=1e-6)
+    later = ChunkRun(data, specs)  # the starting weights kept, the objective not yet
+    later.train_to(2)
+    later.keep([specs[3].index, specs[1].index])
+    np.testing.assert_allclose(later._start_objective(), expected[[3, 1]], rtol=1e-6)
 
 
 def test_default_grid_is_thirteen_half_decades():

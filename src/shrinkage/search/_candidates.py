@@ -262,12 +262,12 @@ class ChunkRun:
                 self.trainer.load_state(k, spec.init)
         #: seconds spent training, per candidate, since the last :meth:`score`
         self.fit_time = 0.0
-        # Where each candidate starts: what a diverged one is measured against.
         self._l1, self._l2 = l1, l2
-        index, train_mask, _ = self._rows()
-        with _module_errors(data):
-            outputs = predict_stack(stack, data.X, index, predict_rows(len(index), data.row_bytes))
-        self._start = _objective(stack, outputs, data, train_mask, l1, l2)
+        # Where each candidate starts: what a diverged one is measured against. Its
+        # objective takes a pass over the data, needed only for a candidate whose loss ends
+        # above DIVERGENCE_FACTOR times the all-zero output's, so it waits for one.
+        self._first = [stack.state(k) for k in range(len(specs))]
+        self._start: np.ndarray | None = None
 
     @property
     def epoch(self) -> int:
@@ -297,7 +297,9 @@ class ChunkRun:
         positions = [where[i] for i in indices]
         self.trainer.keep(positions)
         self.specs = [self.specs[k] for k in positions]
-        self._start = self._start[positions]
+        self._first = [self._first[k] for k in positions]
+        if self._start is not None:
+            self._start = self._start[positions]
         self._l1, self._l2 = self._l1[positions], self._l2[positions]
 
     def states(self, full: bool = False) -> list[dict[str, np.ndarray]]:
@@ -327,6 +329,25 @@ class ChunkRun:
             test_mask[k, torch.as_tensor(test, device=device)] = True
         return index, train_mask, test_mask
 
+    def _start_objective(self) -> np.ndarray:
+        """Each candidate's objective at its starting weights (computed once, on demand):
+        the current weights step aside while the starting ones are scored."""
+        if self._start is None:
+            data, stack = self.data, self.stack
+            now = [stack.state(k) for k in range(stack.k)]
+            try:
+                for k, state in enumerate(self._first):
+                    stack.load_state(k, state)
+                index, train_mask, _ = self._rows()
+                rows = predict_rows(len(index), data.row_bytes)
+                with _module_errors(data):
+                    outputs = predict_stack(stack, data.X, index, rows)
+                self._start = _objective(stack, outputs, data, train_mask, self._l1, self._l2)
+            finally:
+                for k, state in enumerate(now):
+                    stack.load_state(k, state)
+        return self._start
+
     def score(self) -> list[dict[str, Any]]:
         """One row per candidate (see :class:`ChunkResult`), for the epoch reached."""
         data, specs, stack = self.data, self.specs, self.stack
@@ -335,7 +356,7 @@ class ChunkRun:
         with _module_errors(data):
             outputs = predict_stack(stack, data.X, index, predict_rows(len(index), data.row_bytes))
         end = _objective(stack, outputs, data, train_mask, self._l1, self._l2)
-        reasons = _divergence(stack, self._start, end, _zero_loss(data, train_mask))
+        reasons = _divergence(stack, end, _zero_loss(data, train_mask), self._start_objective)
         diverged = np.array([bool(r) for r in reasons])
         test_scores = scores(outputs, data.y, test_mask, data.scoring, data.settings)
         train_scores = scores(outputs, data.y, train_mask, data.scoring, data.settings)
@@ -492,16 +513,25 @@ def _zero_loss(data: SearchData, train_mask: Tensor) -> np.ndarray:
     return (squares / m.sum(dim=1).clamp_min(1)).cpu().numpy()
 
 
-def _divergence(stack: _Stack, start: np.ndarray, end: np.ndarray, zero: np.ndarray) -> list[str]:
+def _divergence(
+    stack: _Stack, end: np.ndarray, zero: np.ndarray, start: Callable[[], np.ndarray]
+) -> list[str]:
     """Why each candidate diverged ("" when it did not): weights that are no longer finite,
     or an objective above :data:`~shrinkage.training.DIVERGENCE_FACTOR` times its
     reference (its objective where this run started, or the loss of an all-zero output if
-    larger), as :func:`~shrinkage.training.fit_model` judges a single fit."""
+    larger), as :func:`~shrinkage.training.fit_model` judges a single fit.
+
+    The reference is at least ``zero``, so ``start()`` is called only when some finite
+    objective ends above ``DIVERGENCE_FACTOR * zero``."""
     bad = torch.zeros(stack.k, dtype=torch.bool, device=stack.device)
     for t in stack.tensors:
         bad |= ~torch.isfinite(t.detach().reshape(stack.k, -1)).all(dim=1)
     nonfinite = bad.cpu().numpy()
-    reference = np.where(np.isfinite(start), np.maximum(start, zero), zero)
+    finite = np.isfinite(end)
+    reference = zero
+    if np.any(end[finite] > DIVERGENCE_FACTOR * zero[finite]):
+        first = start()
+        reference = np.where(np.isfinite(first), np.maximum(first, zero), zero)
     reasons = []
     for k in range(stack.k):
         if nonfinite[k] or not np.isfinite(end[k]):

@@ -141,44 +141,27 @@ def _lstm_backward(
     return dwt.transpose(1, 2), dp, dh.transpose(1, 2), dc.transpose(1, 2)
 
 
-def _compiled_kernel(
-    w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, ws: Scratch
-) -> Tensor:
-    """``WT = [W_hh | W_ih | b_ih + b_hh]^T`` ``(K, H+In+1, 4H)``, torch's gate order: the
-    compiled kernel's right operand, written once (no reordering copy)."""
-    k, rows, n_in = w_ih.shape
-    h = rows // 4
-    wt = ws("wt", (k, h + n_in + 1, rows))
-    wt[:, :h].copy_(w_hh.transpose(1, 2))
-    wt[:, h : h + n_in].copy_(w_ih.transpose(1, 2))
-    if b_ih is None or b_hh is None:
-        wt[:, h + n_in].zero_()
-    else:
-        torch.add(b_ih, b_hh, out=wt[:, h + n_in])
-    return wt
-
-
 def _lstm_compiled_forward(
-    compiled: Any, x: Tensor, h0: Tensor, c0: Tensor, wt: Tensor, ws: Scratch
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The compiled time loop, layout "candidate, time, batch, feature" (``_lstm_ext``),
-    gates in torch's order (i, f, g, o); ``wt`` from :func:`_compiled_kernel`. Returns ``out
-    (K, B, T, H)``, ``HXT (K, T+1, B, H+In+1)``, ``G (K, T, B, 4H)``, ``C (K, T+1, B, H)``
-    and ``TC (K, T, B, H)``."""
+    compiled: Any,
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    leaves: list[Tensor | None],
+    ws: Scratch,
+    keep: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """The compiled time loop (``_lstm_ext``), layout "candidate, time, batch, feature",
+    torch's gate order (i, f, g, o). Returns ``out (K, B, T, H)``, ``HXT (K, T+1, B,
+    H+In+1)``, the activated gates ``G (K, T, B, 4H)`` (when ``keep``: a backward follows)
+    and the cell states ``C (K, T+1, B, H)``."""
     k, bsz, steps, n_in = x.shape
     h = h0.shape[2]
     hxt = ws("hx", (k, steps + 1, bsz, h + n_in + 1))
-    hxt[:, :steps, :, h : h + n_in] = x.transpose(1, 2)
-    hxt[:, steps, :, h : h + n_in] = 0.0
-    hxt[..., h + n_in] = 1.0
-    hxt[:, 0, :, :h] = h0
-    gates = ws("g", (k, steps, bsz, 4 * h))
+    gates = ws("g", (k, steps, bsz, 4 * h)) if keep else None
     c = ws("c", (k, steps + 1, bsz, h))
-    c[:, 0] = c0
-    tc = ws("tc", (k, steps, bsz, h))
     out = x.new_empty(k, bsz, steps, h)  # the module's output: never a scratch view
-    compiled.forward(hxt, wt, gates, c, tc, out)
-    return out, hxt, gates, c, tc
+    compiled.forward(x, h0, c0, leaves, hxt, gates, c, out)
+    return out, hxt, gates, c
 
 
 class _LSTMLayerFn(Function):
@@ -204,10 +187,10 @@ class _LSTMLayerFn(Function):
         ctx.set_materialize_grads(False)
         compiled = _lstm_ext.kernel(x)
         if compiled is not None:
-            wt = _compiled_kernel(w_ih, w_hh, b_ih, b_hh, ws)
-            out, hx, gates, c, tc = _lstm_compiled_forward(compiled, x, h0, c0, wt, ws)
+            leaves = [w_ih, w_hh, b_ih, b_hh]
+            out, hx, gates, c = _lstm_compiled_forward(compiled, x, h0, c0, leaves, ws, True)
             c_last = c[:, -1].clone()
-            ctx.save_for_backward(w_ih, w_hh, hx, gates, c, tc)
+            ctx.save_for_backward(w_ih, w_hh, b_ih, b_hh, hx, gates, c)
         else:
             w = _lstm_kernel(w_ih, w_hh, b_ih, b_hh)
             out, hx, gates, c, tc = _lstm_forward(x, h0, c0, w, ws)
@@ -230,21 +213,14 @@ class _LSTMLayerFn(Function):
 def _compiled_backward(
     ctx: Any, dout: Tensor | None, dc_last: Tensor | None
 ) -> tuple[Tensor | None, Tensor, Tensor]:
-    """``(dx, dh0, dc0)``; adds the weight gradients (torch's gate order) into the flat
-    gradient."""
-    w_ih, w_hh, hx, gates, c, tc = ctx.saved_tensors
+    """``(dx, dh0, dc0)``; the kernel adds the weight gradients into the flat gradient."""
+    w_ih, w_hh, b_ih, b_hh, hx, gates, c = ctx.saved_tensors
     k, steps, bsz, rows = gates.shape
-    h, n_in = rows // 4, w_ih.shape[2]
-    dp = ctx.ws("dp", tuple(gates.shape))  # (K, T, B, 4H)
-    dh0, dc0 = ctx.compiled.backward(dout, dc_last, w_hh, gates, c, tc, dp)
-    # every step's weight gradient in one product: [h; x; 1]^T dP
-    dwt = ctx.compiled.weight_grad(hx, dp, ctx.ws("dw", (k, h + n_in + 1, rows)))
-    gw_ih, gw_hh, gb_ih, gb_hh = ctx.grads
-    gw_hh.add_(dwt[:, :h].transpose(1, 2))
-    gw_ih.add_(dwt[:, h : h + n_in].transpose(1, 2))
-    if ctx.has_bias:
-        gb_ih.add_(dwt[:, h + n_in])
-        gb_hh.add_(dwt[:, h + n_in])
+    n_in = w_ih.shape[2]
+    # dP (K, T, B, 4H) when the input gradient needs it; else one candidate's, reused
+    dp = ctx.ws("dp", (k if ctx.needs_input_grad[0] else 1, steps, bsz, rows))
+    params = [w_ih, w_hh, b_ih, b_hh]
+    dh0, dc0 = ctx.compiled.backward(dout, dc_last, params, (hx, gates, c), dp, ctx.grads)
     dx = None
     if ctx.needs_input_grad[0]:
         dx = torch.bmm(dp.view(k, -1, rows), w_ih).view(k, steps, bsz, n_in).transpose(1, 2)
@@ -290,8 +266,7 @@ def _lstm_layer(
         return _LSTMLayerFn.apply(x, h0, c0, *leaves, grads, ws)
     compiled = _lstm_ext.kernel(x)
     if compiled is not None:
-        wt = _compiled_kernel(*leaves, ws)  # type: ignore[arg-type]
-        out, _, _, c, _ = _lstm_compiled_forward(compiled, x, h0, c0, wt, ws)
+        out, _, _, c = _lstm_compiled_forward(compiled, x, h0, c0, leaves, ws, False)
         return out, c[:, -1]  # a scratch view: FusedRNN stacks the layers' c_T (a copy)
     w = _lstm_kernel(*leaves)  # type: ignore[arg-type]
     out, _, _, c, _ = _lstm_forward(x, h0, c0, w, ws)

@@ -3,13 +3,15 @@
 The eager fused LSTM (:mod:`~shrinkage.search.engine._fused_rnn`) spends about as much time
 in its elementwise ops (seven per step forward, six backward, each a pass through memory
 and a dispatch) as in its matrix products. Here the loop over time is C++ and so are the
-products: per step and candidate, each block of 8 rows gets its gates' product from a
-register tile (8 x 32 accumulators), then the cell's elementwise work on them while they are
-in L1; backward, the cell's gradient and then the same rows' recurrent gradient. The weight
-gradient of all steps is one tiled product after the loop. On these shapes (a few dozen
-rows times one candidate's 41 x 128 kernel) the tile runs at 87-107% of this CPU's sgemm
-rate where MKL's batched GEMM runs at 72-78% (``bench/lstm_products.py``). The layout is
-"candidate, time, batch, feature"; the results agree with the eager path to float rounding.
+products, one candidate at a time, so that its kernel, inputs and saved tensors stay in the
+core's L2: per step, each block of 8 rows gets its gates' product from a register tile
+(8 x 32 accumulators), then the cell's elementwise work on them while they are in L1;
+backward, the cell's gradient and then the same rows' recurrent gradient, and after the
+candidate's time loop its weight gradient in one tiled product, added straight into the
+flat gradient. On these shapes (a few dozen rows times one candidate's 41 x 128 kernel) the
+tile runs at 87-107% of this CPU's sgemm rate where MKL's batched GEMM runs at 72-78%
+(``bench/lstm_products.py``). The layout is "candidate, time, batch, feature"; the results
+agree with the eager path to float rounding.
 
 Off by default: building it needs a C++ compiler and ``ninja`` and takes about 30 s
 the first time (then it is cached in ``~/.cache/torch_extensions``). Turn it on with
@@ -111,82 +113,152 @@ static void gemm(int64_t M, int64_t N, int64_t D, const float* A, int64_t sr, in
   }
 }
 
-// Layout "candidate, time, batch, feature". HXT (K, T+1, B, D): row (k, t, b) is
-// [h_{t-1} | x_t | 1] (x, ones and h0 filled by the caller); WT (K, D, 4H): the kernel,
-// transposed, gates in torch's order (i, f, g, o). Fills G (K, T, B, 4H) with the activated
-// gates, C (K, T+1, B, H) with the cell states (C[:, 0] given), TC (K, T, B, H) =
-// tanh(C[:, 1:]), h_t into HXT[:, t+1, :, :H] and out (K, B, T, H). Per step and candidate,
-// each block of TR rows: its gates' product into an L1-sized buffer, then the cell on them.
-void lstm_forward(at::Tensor HXT, at::Tensor WT, at::Tensor G, at::Tensor C, at::Tensor TC,
+// A candidate's kernel, transposed: WT (D x 4H) = [W_hh | W_ih | b_ih + b_hh]^T, torch's
+// gate order (i, f, g, o). b_ih and b_hh are empty when the layer has no bias.
+static void kernel_t(int64_t k, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                     const at::Tensor& b_ih, const at::Tensor& b_hh, float* wt) {
+  const int64_t H4 = w_hh.size(1), H = w_hh.size(2), In = w_ih.size(2), D = H + In + 1;
+  const float* wh = w_hh.data_ptr<float>() + k * H4 * H;
+  const float* wi = w_ih.data_ptr<float>() + k * H4 * In;
+  for (int64_t j = 0; j < H4; ++j) {
+    for (int64_t d = 0; d < H; ++d) wt[d * H4 + j] = wh[j * H + d];
+    for (int64_t d = 0; d < In; ++d) wt[(H + d) * H4 + j] = wi[j * In + d];
+  }
+  float* bias = wt + (D - 1) * H4;
+  if (b_ih.numel() > 0) {
+    const float* bi = b_ih.data_ptr<float>() + k * H4;
+    const float* bh = b_hh.data_ptr<float>() + k * H4;
+    for (int64_t j = 0; j < H4; ++j) bias[j] = bi[j] + bh[j];
+  } else {
+    for (int64_t j = 0; j < H4; ++j) bias[j] = 0.0f;
+  }
+}
+
+// One layer of K candidates, one candidate at a time (its kernel, inputs and saved tensors
+// stay in L2). x (K, B, T, In) any strides, h0 and c0 (K, B, H), w_ih (K, 4H, In), w_hh
+// (K, 4H, H), b_ih and b_hh (K, 4H) or empty, all contiguous. Fills HXT (K, T+1, B, D), row
+// (k, t, b) = [h_{t-1} | x_t | 1] (D = H + In + 1), C (K, T+1, B, H) with the cell states,
+// out (K, B, T, H) with h_t, and, when G is not empty, G (K, T, B, 4H) with the activated
+// gates (what the backward needs, with HXT and C). Per step, each block of TR rows gets its
+// gates' product into an L1-sized buffer, then the cell on them.
+void lstm_forward(at::Tensor x, at::Tensor h0, at::Tensor c0, at::Tensor w_ih, at::Tensor w_hh,
+                  at::Tensor b_ih, at::Tensor b_hh, at::Tensor HXT, at::Tensor G, at::Tensor C,
                   at::Tensor out) {
   const int64_t K = HXT.size(0), T = HXT.size(1) - 1, B = HXT.size(2), D = HXT.size(3);
-  const int64_t H = C.size(3), H4 = 4 * H;
-  const float* w_ = WT.data_ptr<float>();
-  float* g_ = G.data_ptr<float>();
+  const int64_t H = C.size(3), H4 = 4 * H, In = D - H - 1;
+  const bool keep = G.numel() > 0;
+  const int64_t sk = x.stride(0), sb = x.stride(1), st = x.stride(2), si = x.stride(3);
+  const float* x_ = x.data_ptr<float>();
+  const float* h0_ = h0.data_ptr<float>();
+  const float* c0_ = c0.data_ptr<float>();
+  float* g_ = keep ? G.data_ptr<float>() : nullptr;
   float* c_ = C.data_ptr<float>();
-  float* tc_ = TC.data_ptr<float>();
   float* hx_ = HXT.data_ptr<float>();
   float* out_ = out.data_ptr<float>();
-  std::vector<float> pre(TR * H4);
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t k = 0; k < K; ++k) {
+  std::vector<float> pre(TR * H4), wt(D * H4);
+  for (int64_t k = 0; k < K; ++k) {
+    kernel_t(k, w_ih, w_hh, b_ih, b_hh, wt.data());
+    float* hxk = hx_ + k * (T + 1) * B * D;
+    for (int64_t t = 0; t <= T; ++t)
+      for (int64_t b = 0; b < B; ++b) {
+        float* row = hxk + (t * B + b) * D;
+        const float* xr = x_ + k * sk + b * sb + t * st;
+        for (int64_t d = 0; d < In; ++d) row[H + d] = t < T ? xr[d * si] : 0.0f;
+        row[D - 1] = 1.0f;
+      }
+    for (int64_t b = 0; b < B; ++b)
+      std::copy(h0_ + (k * B + b) * H, h0_ + (k * B + b + 1) * H, hxk + b * D);
+    std::copy(c0_ + k * B * H, c0_ + (k + 1) * B * H, c_ + k * (T + 1) * B * H);
+    for (int64_t t = 0; t < T; ++t) {
       for (int64_t b0 = 0; b0 < B; b0 += TR) {
         const int64_t rn = std::min<int64_t>(TR, B - b0);
-        const float* a = hx_ + ((k * (T + 1) + t) * B + b0) * D;
-        gemm(rn, H4, D, a, D, 1, w_ + k * D * H4, H4, pre.data(), H4, false);
+        const float* a = hxk + (t * B + b0) * D;
+        gemm(rn, H4, D, a, D, 1, wt.data(), H4, pre.data(), H4, false);
         for (int64_t b = b0; b < b0 + rn; ++b) {
-          const int64_t kb = k * B + b, ktb = (k * T + t) * B + b;
+          const int64_t ktb = (k * T + t) * B + b;
           const float* zi = pre.data() + (b - b0) * H4;
           const float* zf = zi + H;
           const float* zg = zi + 2 * H;
           const float* zo = zi + 3 * H;
-          float* gi = g_ + ktb * H4;
-          float* gf = gi + H;
-          float* gg = gi + 2 * H;
-          float* go = gi + 3 * H;
           const float* cp = c_ + ((k * (T + 1) + t) * B + b) * H;
           float* cn = c_ + ((k * (T + 1) + t + 1) * B + b) * H;
-          float* tc = tc_ + ktb * H;
-          float* h = hx_ + ((k * (T + 1) + t + 1) * B + b) * D;
-          float* o_ = out_ + (kb * T + t) * H;
+          float* h = hxk + ((t + 1) * B + b) * D;
+          if (keep) {
+            float* gi = g_ + ktb * H4;
+            float* gf = gi + H;
+            float* gg = gi + 2 * H;
+            float* go = gi + 3 * H;
 #pragma omp simd
-          for (int64_t r = 0; r < H; ++r) {
-            float o = sigm(zo[r]), i = sigm(zi[r]), f = sigm(zf[r]), g = tanh_(zg[r]);
-            float c = f * cp[r] + i * g;
-            float th = tanh_(c);
-            go[r] = o; gi[r] = i; gf[r] = f; gg[r] = g;
-            cn[r] = c; tc[r] = th; h[r] = o * th; o_[r] = o * th;
+            for (int64_t r = 0; r < H; ++r) {
+              float o = sigm(zo[r]), i = sigm(zi[r]), f = sigm(zf[r]), g = tanh_(zg[r]);
+              float c = f * cp[r] + i * g;
+              float hr = o * tanh_(c);
+              go[r] = o; gi[r] = i; gf[r] = f; gg[r] = g;
+              cn[r] = c; h[r] = hr;
+            }
+          } else {
+#pragma omp simd
+            for (int64_t r = 0; r < H; ++r) {
+              float o = sigm(zo[r]), i = sigm(zi[r]), f = sigm(zf[r]), g = tanh_(zg[r]);
+              float c = f * cp[r] + i * g;
+              float hr = o * tanh_(c);
+              cn[r] = c; h[r] = hr;
+            }
           }
         }
       }
     }
+    // the outputs in their own order ("batch, time"), copied from the states in HXT: the
+    // cell's rows go "time, batch", and writing them there too, 2.5 KB apart, cost more
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t)
+        std::copy_n(hxk + ((t + 1) * B + b) * D, H, out_ + ((k * B + b) * T + t) * H);
   }
 }
 
-// dout (K, B, T, H) or empty, dcT (K, B, H) or empty; Whh (K, 4H, H) contiguous. Fills
-// dPT (K, T, B, 4H) with the gates' pre-activation gradients; returns {dh0, dc0} (K, B, H).
-// Per step and candidate, each block of TR rows: the cell's backward, then those rows'
-// recurrent gradient dh = dP Whh while their dP is in L1.
-std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dcT, at::Tensor Whh,
-                                      at::Tensor G, at::Tensor C, at::Tensor TC,
-                                      at::Tensor dPT) {
+// The backward of lstm_forward, one candidate at a time. dout (K, B, T, H) or empty, dcT
+// (K, B, H) or empty; w_hh as in the forward; HXT, G, C as it filled them. Fills dPT with the
+// gates' pre-activation gradients: (K, T, B, 4H), or (1, T, B, 4H) reused by every
+// candidate (in L2) when no input gradient needs them. Per step, each block of TR rows gets
+// the cell's backward (tanh(c_t) recomputed, not stored), then those rows' recurrent
+// gradient dh = dP W_hh while their dP is in L1. After its time loop, the candidate's weight
+// gradient sum over (t, b) of HXT[k, t, b]^T dPT[k, t, b] (rows t < T) is one tiled product
+// (the bias's row a column sum), added to the gradients gw_ih, gw_hh (and gb_ih, gb_hh; any
+// strides). Returns {dh0, dc0} (K, B, H).
+std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dcT, at::Tensor w_hh,
+                                      at::Tensor HXT, at::Tensor G, at::Tensor C,
+                                      at::Tensor dPT, at::Tensor gw_ih, at::Tensor gw_hh,
+                                      at::Tensor gb_ih, at::Tensor gb_hh) {
   const int64_t K = G.size(0), T = G.size(1), B = G.size(2), H = G.size(3) / 4, H4 = 4 * H;
+  const int64_t D = HXT.size(3), In = D - H - 1, rows = T * B;
   auto opts = G.options();
   auto dc = dcT.numel() > 0 ? dcT.contiguous().clone() : at::zeros({K, B, H}, opts);
-  auto dh = at::zeros({K, B, H}, opts);
-  auto dh_next = at::empty({K, B, H}, opts);
-  const bool has_out = dout.numel() > 0;
+  auto dh0 = at::empty({K, B, H}, opts);
+  const bool has_out = dout.numel() > 0, has_bias = gb_ih.numel() > 0;
+  std::vector<float> buf_a(B * H), buf_b(B * H), dw(D * H4), dout_k(has_out ? T * B * H : 0);
   const float* g_ = G.data_ptr<float>();
   const float* c_ = C.data_ptr<float>();
-  const float* tc_ = TC.data_ptr<float>();
-  const float* w_ = Whh.data_ptr<float>();
+  const float* w_ = w_hh.data_ptr<float>();
+  const float* hx_ = HXT.data_ptr<float>();
   const float* do_ = has_out ? dout.data_ptr<float>() : nullptr;
   float* dp_ = dPT.data_ptr<float>();
   float* dc_ = dc.data_ptr<float>();
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const float* dh_ = dh.data_ptr<float>();
-    float* dn_ = dh_next.data_ptr<float>();
-    for (int64_t k = 0; k < K; ++k) {
+  float* dh0_ = dh0.data_ptr<float>();
+  auto gi_ = gw_ih.accessor<float, 3>();
+  auto gh_ = gw_hh.accessor<float, 3>();
+  const bool shared_dp = dPT.size(0) == 1;
+  for (int64_t k = 0; k < K; ++k) {
+    float* dpk = dp_ + (shared_dp ? 0 : k * rows * H4);
+    float* dh = buf_a.data();
+    float* dn = buf_b.data();
+    std::fill(dh, dh + B * H, 0.0f);
+    // the candidate's output gradient, reordered "time, batch" in one sequential read:
+    // read in the cell's order, 2.5 KB apart, it missed the caches (a sixth of the time)
+    if (has_out)
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+          std::copy_n(do_ + ((k * B + b) * T + t) * H, H, dout_k.data() + (t * B + b) * H);
+    for (int64_t t = T - 1; t >= 0; --t) {
       for (int64_t b0 = 0; b0 < B; b0 += TR) {
         const int64_t rn = std::min<int64_t>(TR, B - b0);
         for (int64_t b = b0; b < b0 + rn; ++b) {
@@ -196,17 +268,17 @@ std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dcT, at::Tenso
           const float* gg = gi + 2 * H;
           const float* go = gi + 3 * H;
           const float* cp = c_ + ((k * (T + 1) + t) * B + b) * H;
-          const float* tc = tc_ + ktb * H;
-          const float* dhk = dh_ + kb * H;
-          const float* dok = has_out ? do_ + (kb * T + t) * H : nullptr;
-          float* pi = dp_ + ktb * H4;
+          const float* cn = cp + B * H;
+          const float* dhk = dh + b * H;
+          const float* dok = has_out ? dout_k.data() + (t * B + b) * H : nullptr;
+          float* pi = dpk + (t * B + b) * H4;
           float* pf = pi + H;
           float* pg = pi + 2 * H;
           float* po = pi + 3 * H;
           float* dck = dc_ + kb * H;
 #pragma omp simd
           for (int64_t r = 0; r < H; ++r) {
-            float o = go[r], i = gi[r], f = gf[r], g = gg[r], th = tc[r];
+            float o = go[r], i = gi[r], f = gf[r], g = gg[r], th = tanh_(cn[r]);
             float d = dhk[r] + (has_out ? dok[r] : 0.0f);
             float dct = dck[r] + d * o * (1.0f - th * th);
             po[r] = d * th * o * (1.0f - o);
@@ -216,36 +288,35 @@ std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dcT, at::Tenso
             dck[r] = dct * f;
           }
         }
-        const float* p = dp_ + ((k * T + t) * B + b0) * H4;
-        gemm(rn, H, H4, p, H4, 1, w_ + k * H4 * H, H, dn_ + (k * B + b0) * H, H, false);
+        const float* p = dpk + (t * B + b0) * H4;
+        gemm(rn, H, H4, p, H4, 1, w_ + k * H4 * H, H, dn + b0 * H, H, false);
       }
+      std::swap(dh, dn);
     }
-    std::swap(dh, dh_next);
-  }
-  return {dh, dc};
-}
-
-// The weight gradient of every step at once: fills dWT (K, D, 4H) with the sum over (t, b)
-// of HXT[k, t, b]^T dPT[k, t, b] (rows t < T of HXT). HXT's last column is the bias's 1: its
-// row of dWT is the column sum of dPT (a 1-row edge tile would cost a fifth of the product).
-void lstm_weight_grad(at::Tensor HXT, at::Tensor dPT, at::Tensor dwt) {
-  const int64_t K = HXT.size(0), T = dPT.size(1), B = HXT.size(2), D = HXT.size(3);
-  const int64_t H4 = dPT.size(3), rows = T * B;
-  const float* hx_ = HXT.data_ptr<float>();
-  const float* dp_ = dPT.data_ptr<float>();
-  float* o_ = dwt.data_ptr<float>();
-  for (int64_t k = 0; k < K; ++k) {
-    const float* dp = dp_ + k * rows * H4;
-    float* o = o_ + k * D * H4;
-    gemm(D - 1, H4, rows, hx_ + k * (T + 1) * B * D, 1, D, dp, H4, o, H4, false);
-    float* bias = o + (D - 1) * H4;
-    for (int64_t j = 0; j < H4; ++j) bias[j] = 0.0f;
+    std::copy(dh, dh + B * H, dh0_ + k * B * H);
+    // the weight gradient: dw (D x 4H) = [h; x]^T dP, and the bias row the column sum
+    gemm(D - 1, H4, rows, hx_ + k * (T + 1) * B * D, 1, D, dpk, H4, dw.data(), H4, false);
+    float* bias = dw.data() + (D - 1) * H4;
+    std::fill(bias, bias + H4, 0.0f);
     for (int64_t r = 0; r < rows; ++r) {
-      const float* row = dp + r * H4;
+      const float* row = dpk + r * H4;
 #pragma omp simd
       for (int64_t j = 0; j < H4; ++j) bias[j] += row[j];
     }
+    for (int64_t j = 0; j < H4; ++j) {
+      for (int64_t d = 0; d < H; ++d) gh_[k][j][d] += dw[d * H4 + j];
+      for (int64_t d = 0; d < In; ++d) gi_[k][j][d] += dw[(H + d) * H4 + j];
+    }
+    if (has_bias) {
+      auto bi = gb_ih.accessor<float, 2>();
+      auto bh = gb_hh.accessor<float, 2>();
+      for (int64_t j = 0; j < H4; ++j) {
+        bi[k][j] += bias[j];
+        bh[k][j] += bias[j];
+      }
+    }
   }
+  return {dh0, dc};
 }
 
 // P[k] = A[k] W[k] for every k with the kernel's register tiles: A (K, M, D) any strides,
@@ -265,7 +336,6 @@ void batched_product(at::Tensor A, at::Tensor W, at::Tensor P) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
-  m.def("lstm_weight_grad", &lstm_weight_grad);
   m.def("batched_product", &batched_product);
 }
 """
@@ -298,21 +368,29 @@ class _Kernel:
 
     def forward(
         self,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        params: list[Tensor | None],
         hxt: Tensor,
-        wt: Tensor,
-        gates: Tensor,
+        gates: Tensor | None,
         c: Tensor,
-        tc: Tensor,
         out: Tensor,
     ) -> None:
-        """Fill ``gates``, ``c`` (``c[:, 0]`` given), ``tc``, ``hxt``'s states and ``out``."""
-        self._m.lstm_forward(hxt, wt, gates, c, tc, out)
-
-    def weight_grad(self, hxt: Tensor, dpt: Tensor, dwt: Tensor) -> Tensor:
-        """Fill and return ``dwt (K, D, 4H) = sum over t < T and b of HXT[k, t, b]^T
-        dPT[k, t, b]``."""
-        self._m.lstm_weight_grad(hxt, dpt, dwt)
-        return dwt
+        """One layer's time loop: ``x (K, B, T, In)``, ``h0``/``c0`` ``(K, B, H)``,
+        ``params = [w_ih, w_hh, b_ih, b_hh]`` (biases None without). Fills ``hxt (K, T+1,
+        B, H+In+1)`` (rows ``[h_{t-1} | x_t | 1]``), ``c (K, T+1, B, H)``, ``out (K, B, T,
+        H)`` and, unless None (no backward to come), ``gates (K, T, B, 4H)``."""
+        self._m.lstm_forward(
+            x,
+            h0.contiguous(),
+            c0.contiguous(),
+            *(p.contiguous() for p in _params(params)),
+            hxt,
+            _or_empty(gates),
+            c,
+            out,
+        )
 
     def product(self, a: Tensor, w: Tensor, out: Tensor) -> Tensor:
         """``out[k] = a[k] @ w[k]`` with the kernel's register tiles (``w`` with unit column
@@ -324,24 +402,44 @@ class _Kernel:
         self,
         dout: Tensor | None,
         dc_last: Tensor | None,
-        w_hh: Tensor,
-        gates: Tensor,
-        c: Tensor,
-        tc: Tensor,
+        params: list[Tensor | None],
+        saved: tuple[Tensor, Tensor, Tensor],
         dpt: Tensor,
+        grads: tuple[Tensor | None, ...],
     ) -> tuple[Tensor, Tensor]:
-        """Fill ``dpt``; return ``(dh0, dc0)``."""
-        empty = torch.empty(0)
+        """The backward of :meth:`forward`, with ``saved = (hxt, gates, c)`` as it filled
+        them. Fills ``dpt`` (the gates' pre-activation gradients, ``(K, T, B, 4H)``, or
+        ``(1, T, B, 4H)`` reused by every candidate when no input gradient needs them),
+        adds ``[h; x; 1]^T dP`` summed over the steps into ``grads = (w_ih, w_hh, b_ih,
+        b_hh)`` (the flat gradient's views), and returns ``(dh0, dc0)``."""
+        hxt, gates, c = saved
         dh0, dc0 = self._m.lstm_backward(
-            empty if dout is None else dout.contiguous(),
-            empty if dc_last is None else dc_last,
-            w_hh,
+            _or_empty(None if dout is None else dout.contiguous()),
+            _or_empty(dc_last),
+            _params(params)[1].contiguous(),
+            hxt,
             gates,
             c,
-            tc,
             dpt,
+            *_params(list(grads)),
         )
         return dh0, dc0
+
+
+_EMPTY = torch.empty(0)
+
+
+def _or_empty(t: Tensor | None) -> Tensor:
+    return _EMPTY if t is None else t
+
+
+def _params(params: list[Tensor | None]) -> list[Tensor]:
+    """``[w_ih, w_hh, b_ih, b_hh]`` for the kernel: biases empty when absent."""
+    w_ih, w_hh, b_ih, b_hh = params
+    assert w_ih is not None and w_hh is not None
+    if b_ih is None or b_hh is None:
+        return [w_ih, w_hh, _EMPTY, _EMPTY]
+    return [w_ih, w_hh, b_ih, b_hh]
 
 
 def kernel(x: Tensor) -> _Kernel | None:

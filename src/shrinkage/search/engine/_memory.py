@@ -57,8 +57,9 @@ def estimate_bytes(
 ) -> int:
     """Peak bytes a stack of ``k`` candidates needs while training and predicting.
 
-    Per candidate: parameters, gradients and two optimizer buffers (``4 * n_params``),
-    the penalty's temporaries (``2 * n_params``), the activations of a minibatch
+    Per candidate: parameters, gradients, two optimizer buffers and the starting weights a
+    diverged candidate is measured against (``5 * n_params``), the penalty's temporaries
+    (``2 * n_params``), the activations of a minibatch
     (``3 * batch * sum(widths)``, twice that with autograd; or twice the measured
     ``activation_bytes``) and of a prediction block (``2 * min(n_rows, predict_rows) *
     max(widths)``, or the measured bytes per row times half the block), and an epoch's
@@ -87,7 +88,7 @@ def estimate_bytes(
         # the saved tensors, and as much again in temporaries and gradients
         acts = 2 * activation_bytes
         pred = activation_bytes * min(n_rows, predict_rows) // (2 * batch_size)
-    per = element_size * 6 * n_params + acts + pred + 12 * n_rows
+    per = element_size * 7 * n_params + acts + pred + 12 * n_rows
     return int(k * per)
 
 
