@@ -319,6 +319,18 @@ class PlainLSTM(nn.Module):
         return self.head(torch.cat([out[-1], c[0]], 1))
 
 
+class LSTM48(nn.Module):
+    """H = 48: the compiled forward cell's 16-wide vector path (H a multiple of 16)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(3, 48, batch_first=True)
+        self.head = nn.Linear(48, 2)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0].mean(1))
+
+
 class CellState(nn.Module):
     """Returns a view of the LSTM's c_n: a prediction block must not alias the next one's."""
 
@@ -405,6 +417,7 @@ LAYER_CASES = {
     "lstm 2 layers bidirectional, h_n": (DeepLSTM, lambda: torch.randn(3, 5, 7, 4)),
     "lstm 40 wide, c_n": (WideLSTM, lambda: torch.randn(3, 21, 4, 5)),
     "lstm sequence-first, no bias, initial states": (PlainLSTM, lambda: torch.randn(3, 6, 9, 5)),
+    "lstm 48 wide (vector cell)": (LSTM48, lambda: torch.randn(3, 10, 6, 3)),
     "gru sequence-first 2 layers bidirectional": (SeqFirstGRU, lambda: torch.randn(3, 5, 6, 4)),
     "conv1d same/reflect/stride/dilation/groups": (OddConv1d, lambda: torch.randn(3, 5, 3, 16)),
     "embedding, encoder (causal), attention weights": (
@@ -585,6 +598,7 @@ def compiled():
         "lstm 2 layers bidirectional, h_n",
         "lstm 40 wide, c_n",
         "lstm sequence-first, no bias, initial states",
+        "lstm 48 wide (vector cell)",
     ],
 )
 def test_compiled_lstm_equals_the_eager_one(compiled, case):
