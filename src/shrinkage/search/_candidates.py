@@ -329,6 +329,15 @@ class ChunkRun:
             test_mask[k, torch.as_tensor(test, device=device)] = True
         return index, train_mask, test_mask
 
+    def _predict(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Every candidate's outputs on all its rows ``(K, n, n_out)``, and its train and
+        test masks."""
+        index, train_mask, test_mask = self._rows()
+        with _module_errors(self.data):
+            rows = predict_rows(len(index), self.data.row_bytes)
+            outputs = predict_stack(self.stack, self.data.X, index, rows)
+        return outputs, train_mask, test_mask
+
     def _start_objective(self) -> np.ndarray:
         """Each candidate's objective at its starting weights (computed once, on demand):
         the current weights step aside while the starting ones are scored."""
@@ -338,10 +347,7 @@ class ChunkRun:
             try:
                 for k, state in enumerate(self._first):
                     stack.load_state(k, state)
-                index, train_mask, _ = self._rows()
-                rows = predict_rows(len(index), data.row_bytes)
-                with _module_errors(data):
-                    outputs = predict_stack(stack, data.X, index, rows)
+                outputs, train_mask, _ = self._predict()
                 self._start = _objective(stack, outputs, data, train_mask, self._l1, self._l2)
             finally:
                 for k, state in enumerate(now):
@@ -352,9 +358,7 @@ class ChunkRun:
         """One row per candidate (see :class:`ChunkResult`), for the epoch reached."""
         data, specs, stack = self.data, self.specs, self.stack
         started = time.perf_counter()
-        index, train_mask, test_mask = self._rows()
-        with _module_errors(data):
-            outputs = predict_stack(stack, data.X, index, predict_rows(len(index), data.row_bytes))
+        outputs, train_mask, test_mask = self._predict()
         end = _objective(stack, outputs, data, train_mask, self._l1, self._l2)
         reasons = _divergence(stack, end, _zero_loss(data, train_mask), self._start_objective)
         diverged = np.array([bool(r) for r in reasons])

@@ -190,7 +190,7 @@ class _LSTMLayerFn(Function):
             leaves = [w_ih, w_hh, b_ih, b_hh]
             out, hx, gates, c = _lstm_compiled_forward(compiled, x, h0, c0, leaves, ws, True)
             c_last = c[:, -1].clone()
-            ctx.save_for_backward(w_ih, w_hh, b_ih, b_hh, hx, gates, c)
+            ctx.save_for_backward(w_ih, w_hh, hx, gates, c)
         else:
             w = _lstm_kernel(w_ih, w_hh, b_ih, b_hh)
             out, hx, gates, c, tc = _lstm_forward(x, h0, c0, w, ws)
@@ -214,13 +214,12 @@ def _compiled_backward(
     ctx: Any, dout: Tensor | None, dc_last: Tensor | None
 ) -> tuple[Tensor | None, Tensor, Tensor]:
     """``(dx, dh0, dc0)``; the kernel adds the weight gradients into the flat gradient."""
-    w_ih, w_hh, b_ih, b_hh, hx, gates, c = ctx.saved_tensors
+    w_ih, w_hh, hx, gates, c = ctx.saved_tensors
     k, steps, bsz, rows = gates.shape
     n_in = w_ih.shape[2]
     # dP (K, T, B, 4H) when the input gradient needs it; else one candidate's, reused
     dp = ctx.ws("dp", (k if ctx.needs_input_grad[0] else 1, steps, bsz, rows))
-    params = [w_ih, w_hh, b_ih, b_hh]
-    dh0, dc0 = ctx.compiled.backward(dout, dc_last, params, (hx, gates, c), dp, ctx.grads)
+    dh0, dc0 = ctx.compiled.backward(dout, dc_last, w_hh, (hx, gates, c), dp, ctx.grads)
     dx = None
     if ctx.needs_input_grad[0]:
         dx = torch.bmm(dp.view(k, -1, rows), w_ih).view(k, steps, bsz, n_in).transpose(1, 2)

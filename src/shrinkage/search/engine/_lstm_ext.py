@@ -91,7 +91,7 @@ static inline __m512 tanh16(__m512 x) {
 }
 #endif
 
-// The products. A register tile: P[r][j] (+)= sum_d A[r*sr + d*sd] * W[d*ldw + j] for
+// The products. A register tile: P[r][j] = sum_d A[r*sr + d*sd] * W[d*ldw + j] for
 // r < R, j < J (runtime bounds rn <= R, jn <= J at the edges). MKL's batched GEMM runs these
 // shapes (a few dozen rows, one candidate's kernel) at 72-78% of its large-matrix rate; a
 // tile whose accumulators stay in registers runs them at 87-107% (bench/lstm_products.py).
@@ -100,7 +100,7 @@ constexpr int TR = 8, TJ = 32;
 template <bool Full>
 static inline void tile(int rn, int jn, const float* __restrict A, int64_t sr, int64_t sd,
                         const float* __restrict W, int64_t ldw, float* __restrict P,
-                        int64_t ldp, int64_t D, bool accumulate) {
+                        int64_t ldp, int64_t D) {
   float acc[TR][TJ];
   const int R = Full ? TR : rn, J = Full ? TJ : jn;
   for (int r = 0; r < TR; ++r)
@@ -116,19 +116,14 @@ static inline void tile(int rn, int jn, const float* __restrict A, int64_t sr, i
   }
   for (int r = 0; r < R; ++r) {
     float* p = P + r * ldp;
-    if (accumulate) {
 #pragma omp simd
-      for (int j = 0; j < J; ++j) p[j] += acc[r][j];
-    } else {
-#pragma omp simd
-      for (int j = 0; j < J; ++j) p[j] = acc[r][j];
-    }
+    for (int j = 0; j < J; ++j) p[j] = acc[r][j];
   }
 }
 
-// P (M x N, row stride ldp) (+)= A (M x D: element (m, d) at A[m*sr + d*sd]) W (D x N, ldw)
+// P (M x N, row stride ldp) = A (M x D: element (m, d) at A[m*sr + d*sd]) W (D x N, ldw)
 static void gemm(int64_t M, int64_t N, int64_t D, const float* A, int64_t sr, int64_t sd,
-                 const float* W, int64_t ldw, float* P, int64_t ldp, bool accumulate) {
+                 const float* W, int64_t ldw, float* P, int64_t ldp) {
   for (int64_t j = 0; j < N; j += TJ) {
     const int jn = static_cast<int>(std::min<int64_t>(TJ, N - j));
     for (int64_t m = 0; m < M; m += TR) {
@@ -136,9 +131,9 @@ static void gemm(int64_t M, int64_t N, int64_t D, const float* A, int64_t sr, in
       const float* a = A + m * sr;
       float* p = P + m * ldp + j;
       if (rn == TR && jn == TJ)
-        tile<true>(rn, jn, a, sr, sd, W + j, ldw, p, ldp, D, accumulate);
+        tile<true>(rn, jn, a, sr, sd, W + j, ldw, p, ldp, D);
       else
-        tile<false>(rn, jn, a, sr, sd, W + j, ldw, p, ldp, D, accumulate);
+        tile<false>(rn, jn, a, sr, sd, W + j, ldw, p, ldp, D);
     }
   }
 }
@@ -203,7 +198,7 @@ void lstm_forward(at::Tensor x, at::Tensor h0, at::Tensor c0, at::Tensor w_ih, a
       for (int64_t b0 = 0; b0 < B; b0 += TR) {
         const int64_t rn = std::min<int64_t>(TR, B - b0);
         const float* a = hxk + (t * B + b0) * D;
-        gemm(rn, H4, D, a, D, 1, wt.data(), H4, pre.data(), H4, false);
+        gemm(rn, H4, D, a, D, 1, wt.data(), H4, pre.data(), H4);
         for (int64_t b = b0; b < b0 + rn; ++b) {
           const int64_t ktb = (k * T + t) * B + b;
           const float* zi = pre.data() + (b - b0) * H4;
@@ -213,9 +208,9 @@ void lstm_forward(at::Tensor x, at::Tensor h0, at::Tensor c0, at::Tensor w_ih, a
           const float* cp = c_ + ((k * (T + 1) + t) * B + b) * H;
           float* cn = c_ + ((k * (T + 1) + t + 1) * B + b) * H;
           float* h = hxk + ((t + 1) * B + b) * D;
+          float* gi = keep ? g_ + ktb * H4 : nullptr;  // (i, f, g, o), kept for the backward
 #if defined(__AVX512F__)
           if (H % 16 == 0) {
-            float* gi = keep ? g_ + ktb * H4 : nullptr;
             for (int64_t r = 0; r < H; r += 16) {
               const __m512 o = sigm16(_mm512_loadu_ps(zo + r));
               const __m512 i = sigm16(_mm512_loadu_ps(zi + r));
@@ -234,27 +229,14 @@ void lstm_forward(at::Tensor x, at::Tensor h0, at::Tensor c0, at::Tensor w_ih, a
             continue;
           }
 #endif
-          if (keep) {
-            float* gi = g_ + ktb * H4;
-            float* gf = gi + H;
-            float* gg = gi + 2 * H;
-            float* go = gi + 3 * H;
 #pragma omp simd
-            for (int64_t r = 0; r < H; ++r) {
-              float o = sigm(zo[r]), i = sigm(zi[r]), f = sigm(zf[r]), g = tanh_(zg[r]);
-              float c = f * cp[r] + i * g;
-              float hr = o * tanh_(c);
-              go[r] = o; gi[r] = i; gf[r] = f; gg[r] = g;
-              cn[r] = c; h[r] = hr;
+          for (int64_t r = 0; r < H; ++r) {
+            float o = sigm(zo[r]), i = sigm(zi[r]), f = sigm(zf[r]), g = tanh_(zg[r]);
+            float c = f * cp[r] + i * g;
+            if (keep) {
+              gi[r] = i; gi[H + r] = f; gi[2 * H + r] = g; gi[3 * H + r] = o;
             }
-          } else {
-#pragma omp simd
-            for (int64_t r = 0; r < H; ++r) {
-              float o = sigm(zo[r]), i = sigm(zi[r]), f = sigm(zf[r]), g = tanh_(zg[r]);
-              float c = f * cp[r] + i * g;
-              float hr = o * tanh_(c);
-              cn[r] = c; h[r] = hr;
-            }
+            cn[r] = c; h[r] = o * tanh_(c);
           }
         }
       }
@@ -340,13 +322,13 @@ std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dcT, at::Tenso
           }
         }
         const float* p = dpk + (t * B + b0) * H4;
-        gemm(rn, H, H4, p, H4, 1, w_ + k * H4 * H, H, dn + b0 * H, H, false);
+        gemm(rn, H, H4, p, H4, 1, w_ + k * H4 * H, H, dn + b0 * H, H);
       }
       std::swap(dh, dn);
     }
     std::copy(dh, dh + B * H, dh0_ + k * B * H);
     // the weight gradient: dw (D x 4H) = [h; x]^T dP, and the bias row the column sum
-    gemm(D - 1, H4, rows, hx_ + k * (T + 1) * B * D, 1, D, dpk, H4, dw.data(), H4, false);
+    gemm(D - 1, H4, rows, hx_ + k * (T + 1) * B * D, 1, D, dpk, H4, dw.data(), H4);
     float* bias = dw.data() + (D - 1) * H4;
     std::fill(bias, bias + H4, 0.0f);
     for (int64_t r = 0; r < rows; ++r) {
@@ -381,7 +363,7 @@ void batched_product(at::Tensor A, at::Tensor W, at::Tensor P) {
   float* p = P.data_ptr<float>();
   for (int64_t k = 0; k < K; ++k)
     gemm(M, N, D, a + k * A.stride(0), A.stride(1), A.stride(2), w + k * W.stride(0),
-         W.stride(1), p + k * M * N, N, false);
+         W.stride(1), p + k * M * N, N);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -453,7 +435,7 @@ class _Kernel:
         self,
         dout: Tensor | None,
         dc_last: Tensor | None,
-        params: list[Tensor | None],
+        w_hh: Tensor,
         saved: tuple[Tensor, Tensor, Tensor],
         dpt: Tensor,
         grads: tuple[Tensor | None, ...],
@@ -467,7 +449,7 @@ class _Kernel:
         dh0, dc0 = self._m.lstm_backward(
             _or_empty(None if dout is None else dout.contiguous()),
             _or_empty(dc_last),
-            _params(params)[1].contiguous(),
+            w_hh.contiguous(),
             hxt,
             gates,
             c,
